@@ -1,0 +1,41 @@
+# Two commands: `make run` serves Gatehouse, `make test` runs the whole suite.
+# Both create .venv and install the pinned dependencies on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+export FLASK_APP := run
+
+.PHONY: run test lint check-migrations venv clean
+
+run: $(STAMP)
+	$(BIN)/flask db upgrade
+	$(BIN)/python run.py
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Fails when the models and the migrations disagree (needs DATABASE_URL, else a scratch SQLite).
+check-migrations: $(STAMP)
+	@tmp=$$(mktemp -d); \
+	url=$${DATABASE_URL:-sqlite:///$$tmp/check.db}; \
+	DATABASE_URL=$$url GATEHOUSE_ENV=development JWT_PRIVATE_KEY_FILE= \
+	  $(BIN)/flask db upgrade && \
+	DATABASE_URL=$$url GATEHOUSE_ENV=development $(BIN)/flask db check; \
+	status=$$?; rm -rf $$tmp; exit $$status
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

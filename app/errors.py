@@ -1,0 +1,285 @@
+"""Every failure the service can answer with, and the one function that renders them.
+
+Each domain error carries its HTTP ``status``, a stable snake_case ``code`` (never changed once
+shipped) and a ``title``. :func:`render_problem` turns a domain error, a werkzeug HTTP error or
+an unexpected crash into an RFC 9457 ``application/problem+json`` response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, current_app, g, has_request_context, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("gatehouse.errors")
+
+PROBLEM_TYPE_PREFIX = "urn:gatehouse:problem:"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid field of a request body."""
+
+    field: str
+    code: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "detail": self.detail}
+
+
+class DomainError(Exception):
+    """Base of every expected failure; subclasses set ``status``, ``code`` and ``title``."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def extra(self) -> dict[str, Any]:
+        return {}
+
+
+# --- Request bodies -----------------------------------------------------------------------
+
+
+class ValidationFailed(DomainError):
+    """One or more fields are invalid; ``errors`` lists each of them."""
+
+    status, code, title = 400, "validation_failed", "The request body is invalid"
+
+    def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
+        super().__init__(detail or "; ".join(f"{e.field}: {e.detail}" for e in errors))
+        self.errors = errors
+
+    def extra(self) -> dict[str, Any]:
+        return {"errors": [error.as_dict() for error in self.errors]}
+
+
+class FieldRuleBroken(ValidationFailed):
+    """A single field breaks a rule of its own; the problem's ``code`` is the rule's."""
+
+    def __init__(self, field: str, detail: str | None = None) -> None:
+        super().__init__([FieldError(field, self.code, detail or self.title)], detail)
+
+
+class MalformedJSON(DomainError):
+    status, code, title = 400, "malformed_json", "The request body is not valid JSON"
+
+
+class DuplicateKey(DomainError):
+    status, code, title = 400, "duplicate_key", "The JSON body repeats a key"
+
+
+class InvalidBody(DomainError):
+    status, code, title = 400, "invalid_body", "The request body must be a JSON object"
+
+
+class UnsupportedMediaType(DomainError):
+    status, code, title = 415, "unsupported_media_type", "Send the body as application/json"
+
+
+class InvalidEmail(FieldRuleBroken):
+    status, code, title = 400, "invalid_email", "The email address is not valid"
+
+
+class PasswordTooShort(FieldRuleBroken):
+    status, code, title = 400, "password_too_short", "The password is too short"
+
+
+class PasswordTooLong(FieldRuleBroken):
+    status, code, title = 400, "password_too_long", "The password is too long"
+
+
+class PasswordMatchesEmail(FieldRuleBroken):
+    status, code, title = 400, "password_matches_email", "The password must not be the email"
+
+
+# --- Accounts -----------------------------------------------------------------------------
+
+
+class EmailTaken(DomainError):
+    status, code, title = 409, "email_taken", "Email already registered"
+
+
+class CurrentPasswordIncorrect(FieldRuleBroken):
+    """The password given to confirm a change is wrong: 400, never 401 (the caller is known)."""
+
+    status, code, title = 400, "current_password_incorrect", "The current password is incorrect"
+
+
+# --- Authentication -----------------------------------------------------------------------
+
+
+class InvalidCredentials(DomainError):
+    """The one answer to every failed login, whatever the reason."""
+
+    status, code, title = 401, "invalid_credentials", "Invalid email or password"
+
+
+class AuthenticationRequired(DomainError):
+    status, code, title = 401, "authentication_required", "A Bearer access token is required"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidToken(DomainError):
+    """Any access token that is malformed, forged, expired or of an ended session."""
+
+    status, code, title = 401, "invalid_token", "The access token is invalid"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class InvalidRefreshToken(DomainError):
+    status, code, title = 401, "invalid_refresh_token", "The refresh token is invalid"
+
+
+class RefreshTokenReused(DomainError):
+    status, code, title = 401, "refresh_token_reused", "The refresh token was already used"
+
+
+class SessionExpired(DomainError):
+    status, code, title = 401, "session_expired", "The session has expired"
+
+
+class SessionRevoked(DomainError):
+    status, code, title = 401, "session_revoked", "The session has ended"
+
+
+class Forbidden(DomainError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+# --- Infrastructure -----------------------------------------------------------------------
+
+
+class ServiceUnavailable(DomainError):
+    status, code, title = 503, "service_unavailable", "The service is temporarily unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+# Stable codes for werkzeug's HTTP errors.
+HTTP_CODES = {
+    400: "bad_request",
+    401: "authentication_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+    503: "service_unavailable",
+}
+# Headers of a werkzeug error worth passing on (the rest describe its HTML page).
+HTTP_HEADERS_KEPT = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """Build an ``application/problem+json`` response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if has_request_context():
+        body["instance"] = request.path
+        request_id = getattr(g, "request_id", None)
+        if request_id:
+            body["request_id"] = request_id
+    body.update(extra or {})
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json"
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def render_problem(error: BaseException) -> Response:
+    """Render any exception as a problem document; crashes are logged, never described."""
+    _rollback()
+    if isinstance(error, DomainError):
+        return problem_response(
+            error.status, error.code, error.title, error.detail, error.headers(), error.extra()
+        )
+    if isinstance(error, HTTPException) and error.code:
+        return _render_http_exception(error)
+    if _is_database_unavailable(error):
+        log.error("database unavailable: %s", type(error).__name__, exc_info=error)
+        return render_problem(ServiceUnavailable())
+    log.error(
+        "unhandled error (request_id=%s)", getattr(g, "request_id", None), exc_info=error
+    )
+    return problem_response(
+        500, "internal_error", "Internal server error", "An unexpected error occurred."
+    )
+
+
+def _render_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = HTTP_CODES.get(status, "http_error")
+    title = error.name
+    headers = {
+        name: value
+        for name, value in error.get_headers()
+        if name in HTTP_HEADERS_KEPT
+    }
+    detail = {
+        404: "No resource at this address.",
+        405: "This method is not allowed here.",
+        413: "The request body is too large.",
+    }.get(status, title + ".")
+    return problem_response(status, code, title, detail, headers)
+
+
+def _is_database_unavailable(error: BaseException) -> bool:
+    if isinstance(error, PoolTimeoutError):
+        return True
+    return isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
+def _rollback() -> None:
+    # A failed request must leave the database as it was.
+    from app.extensions import db
+
+    try:
+        if current_app and "sqlalchemy" in current_app.extensions:
+            db.session.rollback()
+    except Exception:  # the database may be the thing that failed
+        log.warning("rollback after error failed", exc_info=True)

@@ -1,0 +1,221 @@
+"""Login, refresh-token rotation, logout and the resolution of access tokens.
+
+Each public function is one transaction: it commits once, or raises a domain error and leaves
+the database as it was (bar the session it ends on refresh-token reuse, which is the point).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from app.errors import (
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidToken,
+    RefreshTokenReused,
+    SessionExpired,
+    SessionRevoked,
+)
+from app.extensions import db
+from app.models import Account, AuthSession, RefreshToken
+from app.runtime import runtime
+from app.services.account import email_lookup_key
+from app.services.passwords import normalise_password
+from app.services.sessions import end_sessions
+from app.services.tokens import AccessClaims, digest_refresh_token, new_refresh_token
+
+log = logging.getLogger("gatehouse.auth")
+
+# Refresh tokens we issue are 43 characters; anything far outside is junk, not worth a query.
+REFRESH_TOKEN_LENGTHS = range(16, 513)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    token_type: str = "Bearer"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the account, the live session and the verified token claims."""
+
+    account: Account
+    session: AuthSession
+    claims: AccessClaims
+
+
+def login(
+    *, email: str, password: str, ip_address: str | None, user_agent: str | None
+) -> TokenPair:
+    """Check the password and open a new session.
+
+    Unknown email and wrong password raise the same InvalidCredentials after the same work.
+    """
+    rt = runtime()
+    now = rt.clock.now()
+    key = email_lookup_key(email)
+    account = (
+        db.session.scalar(select(Account).where(Account.email_key == key)) if key else None
+    )
+    if account is None:
+        # Verify against a dummy hash so the answer takes as long as for a real account.
+        rt.hasher.verify_dummy(password)
+        log.info("login failed: reason=unknown_account")
+        raise InvalidCredentials()
+    if not rt.hasher.verify(account.password_hash, password):
+        log.info("login failed: reason=wrong_password account=%s", account.id)
+        raise InvalidCredentials()
+    if rt.hasher.needs_rehash(account.password_hash):
+        _upgrade_hash(account, password)
+
+    session = AuthSession(
+        id=uuid.uuid4(),
+        account=account,
+        created_at=now,
+        last_refreshed_at=now,
+        expires_at=now + timedelta(seconds=_config("SESSION_LIFETIME_SECONDS")),
+        auth_time=now,
+        amr="pwd",
+        ip_address=ip_address,
+        user_agent=(user_agent or "")[:255] or None,
+    )
+    db.session.add(session)
+    pair = _issue_tokens(account, session, now)
+    db.session.commit()
+    log.info("login succeeded: account=%s sid=%s", account.id, session.id)
+    return pair
+
+
+def _upgrade_hash(account: Account, password: str) -> None:
+    # Conditional on the old hash, so a password change racing this login is never undone.
+    new_hash = runtime().hasher.hash(normalise_password(password))
+    db.session.execute(
+        update(Account)
+        .where(Account.id == account.id, Account.password_hash == account.password_hash)
+        .values(password_hash=new_hash)
+        .execution_options(synchronize_session=False)
+    )
+    account.password_hash = new_hash
+
+
+def refresh(*, refresh_token: str) -> TokenPair:
+    """Spend ``refresh_token`` and return a new pair for the same session.
+
+    A spent token presented again is treated as stolen: its whole session ends. Of two
+    concurrent refreshes of one token exactly one wins (compare-and-set on ``used_at``); the
+    loser counts as reuse (strict policy).
+    Raises InvalidRefreshToken, RefreshTokenReused, SessionRevoked, SessionExpired.
+    """
+    rt = runtime()
+    now = rt.clock.now()
+    if len(refresh_token) not in REFRESH_TOKEN_LENGTHS:
+        raise InvalidRefreshToken()
+    row = db.session.execute(
+        select(RefreshToken, AuthSession)
+        .join(AuthSession, RefreshToken.session_id == AuthSession.id)
+        .where(RefreshToken.token_hash == digest_refresh_token(refresh_token))
+    ).first()
+    if row is None:
+        raise InvalidRefreshToken()
+    token, session = row
+    if token.used_at is not None:
+        _end_session_for_reuse(session.id, now)
+    if session.revoked_at is not None:
+        raise SessionRevoked()
+    if now >= session.expires_at or now >= token.expires_at:
+        raise SessionExpired()
+
+    spent = db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:
+        db.session.rollback()
+        _end_session_for_reuse(session.id, now)
+
+    session.last_refreshed_at = now
+    pair = _issue_tokens(session.account, session, now)
+    db.session.commit()
+    return pair
+
+
+def _end_session_for_reuse(session_id: uuid.UUID, now: datetime) -> None:
+    ended = end_sessions([session_id], reason="refresh_token_reused", now=now)
+    db.session.commit()
+    runtime().revocations.publish(ended)
+    log.warning("refresh token reuse detected: session ended sid=%s", session_id)
+    raise RefreshTokenReused()
+
+
+def logout(principal: Principal) -> None:
+    """End the caller's session: its refresh token and every access token die at once."""
+    ended = end_sessions([principal.session.id], reason="logout", now=runtime().clock.now())
+    db.session.commit()
+    runtime().revocations.publish(ended)
+
+
+def authenticate(token: str) -> Principal:
+    """Resolve a Bearer access token to the caller.
+
+    The token must verify and its session must be live in the database (a deleted account
+    has no sessions). Raises InvalidToken.
+    """
+    rt = runtime()
+    claims = rt.tokens.verify(token)
+    if rt.revocations.is_revoked(claims.session_id):
+        raise InvalidToken("The session has ended.")
+    row = db.session.execute(
+        select(AuthSession, Account)
+        .join(Account, AuthSession.account_id == Account.id)
+        .where(AuthSession.id == claims.session_id, Account.id == claims.account_id)
+    ).first()
+    if row is None or not row[0].is_active(rt.clock.now()):
+        raise InvalidToken("The session has ended.")
+    return Principal(account=row[1], session=row[0], claims=claims)
+
+
+def _issue_tokens(account: Account, session: AuthSession, now: datetime) -> TokenPair:
+    rt = runtime()
+    raw = new_refresh_token()
+    expires_at = min(
+        now + timedelta(seconds=_config("REFRESH_TOKEN_LIFETIME_SECONDS")), session.expires_at
+    )
+    db.session.add(
+        RefreshToken(
+            session=session,
+            token_hash=digest_refresh_token(raw),
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    access = rt.tokens.issue(
+        account_id=account.id,
+        session_id=session.id,
+        roles=account.role_names,
+        amr=session.amr_values,
+        auth_time=session.auth_time,
+        email_verified=account.email_verified,
+        now=now,
+    )
+    return TokenPair(
+        access_token=access,
+        expires_in=rt.tokens.lifetime_seconds,
+        refresh_token=raw,
+        refresh_expires_in=int((expires_at - now).total_seconds()),
+    )
+
+
+def _config(key: str) -> int:
+    return current_app.config[key]

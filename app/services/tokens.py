@@ -1,0 +1,255 @@
+"""Signing keys, access-token JWTs and opaque refresh tokens.
+
+Access tokens are JWTs signed with an asymmetric key (EdDSA/Ed25519 by default, or ES256), typed
+``at+jwt`` (RFC 9068) and named by ``kid``. Anyone can verify them with the JWKS document.
+Refresh tokens are 256 random bits; only their SHA-256 digest is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+
+from app.errors import InvalidToken
+from config import ConfigurationError
+
+ACCESS_TOKEN_TYPE = "at+jwt"
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "sid", "jti", "iat", "exp"]
+MAX_TOKEN_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    algorithm: str
+    private_key: Any
+    public_key: Any
+
+    def public_jwk(self) -> dict[str, str]:
+        algorithm = OKPAlgorithm if self.algorithm == "EdDSA" else ECAlgorithm
+        jwk: dict[str, str] = algorithm.to_jwk(self.public_key, as_dict=True)
+        jwk.update({"kid": self.kid, "use": "sig", "alg": self.algorithm})
+        return jwk
+
+
+def _thumbprint(jwk: dict[str, str]) -> str:
+    """RFC 7638 JWK thumbprint: a ``kid`` that is the same wherever the key is loaded."""
+    members = {"OKP": ("crv", "kty", "x"), "EC": ("crv", "kty", "x", "y")}[jwk["kty"]]
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return jwt.utils.base64url_encode(digest).decode()
+
+
+def generate_private_key(algorithm: str) -> Any:
+    if algorithm == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def private_key_to_pem(private_key: Any) -> bytes:
+    return private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def signing_key_from_private(private_key: Any, algorithm: str) -> SigningKey:
+    expected = ed25519.Ed25519PrivateKey if algorithm == "EdDSA" else ec.EllipticCurvePrivateKey
+    if not isinstance(private_key, expected) or (
+        algorithm == "ES256" and private_key.curve.name != "secp256r1"
+    ):
+        raise ConfigurationError(f"the signing key does not fit JWT_ALGORITHM={algorithm}")
+    public_key = private_key.public_key()
+    algorithm_class = OKPAlgorithm if algorithm == "EdDSA" else ECAlgorithm
+    jwk = algorithm_class.to_jwk(public_key, as_dict=True)
+    return SigningKey(_thumbprint(jwk), algorithm, private_key, public_key)
+
+
+def load_signing_key(config: dict[str, Any]) -> SigningKey:
+    """Load the signing key named by the settings.
+
+    Order: ``JWT_PRIVATE_KEY`` (PEM text), ``JWT_PRIVATE_KEY_FILE``, then, in development,
+    ``JWT_GENERATE_KEY_FILE`` (created once with mode 0600); the test settings get a fresh key.
+    Raises ConfigurationError when there is none or it cannot be read.
+    """
+    algorithm = config["JWT_ALGORITHM"]
+    pem: bytes | None = None
+    if config.get("JWT_PRIVATE_KEY"):
+        pem = config["JWT_PRIVATE_KEY"].encode()
+    elif config.get("JWT_PRIVATE_KEY_FILE"):
+        try:
+            pem = Path(config["JWT_PRIVATE_KEY_FILE"]).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read JWT_PRIVATE_KEY_FILE: {exc.strerror}") from None
+    elif config.get("JWT_GENERATE_KEY_FILE"):
+        pem = _generated_key_file(Path(config["JWT_GENERATE_KEY_FILE"]), algorithm)
+    elif config.get("TESTING"):
+        return signing_key_from_private(generate_private_key(algorithm), algorithm)
+    else:
+        raise ConfigurationError("no signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE")
+    try:
+        private_key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise ConfigurationError("the signing key is not an unencrypted PEM private key") from None
+    return signing_key_from_private(private_key, algorithm)
+
+
+def _generated_key_file(path: Path, algorithm: str) -> bytes:
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = private_key_to_pem(generate_private_key(algorithm))
+    # O_EXCL: two processes starting at once must not overwrite each other's key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    return pem
+
+
+class KeySet:
+    """The key that signs new tokens and every key that still verifies old ones."""
+
+    def __init__(self, signing_key: SigningKey, retired: list[SigningKey] | None = None) -> None:
+        self.signing_key = signing_key
+        self._by_kid = {key.kid: key for key in [signing_key, *(retired or [])]}
+
+    def find(self, kid: Any) -> SigningKey | None:
+        return self._by_kid.get(kid) if isinstance(kid, str) else None
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [key.public_jwk() for key in self._by_kid.values()]}
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """The verified claims of an access token."""
+
+    account_id: uuid.UUID
+    session_id: uuid.UUID
+    jti: str
+    raw: dict[str, Any]
+
+
+class AccessTokenCodec:
+    """Issues and verifies access tokens with one key set, issuer and audience."""
+
+    def __init__(
+        self,
+        keys: KeySet,
+        *,
+        issuer: str,
+        audience: str,
+        lifetime_seconds: int,
+        leeway_seconds: int,
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.lifetime_seconds = lifetime_seconds
+        self.leeway_seconds = leeway_seconds
+
+    def issue(
+        self,
+        *,
+        account_id: uuid.UUID,
+        session_id: uuid.UUID,
+        roles: list[str],
+        amr: list[str],
+        auth_time: datetime,
+        email_verified: bool,
+        now: datetime,
+    ) -> str:
+        issued_at = int(now.timestamp())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(account_id),
+            "sid": str(session_id),
+            "jti": uuid.uuid4().hex,
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": issued_at + self.lifetime_seconds,
+            "roles": roles,
+            "amr": amr,
+            "auth_time": int(auth_time.timestamp()),
+            "email_verified": email_verified,
+        }
+        key = self.keys.signing_key
+        return jwt.encode(
+            claims,
+            key.private_key,
+            algorithm=key.algorithm,
+            headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
+        )
+
+    def verify(self, token: str) -> AccessClaims:
+        """Verify signature, type, issuer, audience and times.
+
+        Only our algorithm and our keys are used: ``jku``, ``x5u``, ``jwk`` and ``x5c`` headers
+        are never looked at. Raises InvalidToken for any failure.
+        """
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("The access token is too long.")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("The access token is malformed.") from None
+        key = self.keys.find(header.get("kid"))
+        if (
+            key is None
+            or header.get("alg") != key.algorithm
+            or header.get("typ") != ACCESS_TOKEN_TYPE
+            or "crit" in header  # we understand no critical extensions (RFC 7515 §4.1.11)
+        ):
+            raise InvalidToken("The access token is not one of ours.")
+        try:
+            claims = jwt.decode(
+                token,
+                key.public_key,
+                algorithms=[key.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_seconds,
+                options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("The access token has expired.") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("The access token is invalid.") from None
+        # Belt and braces: exact issuer match whatever the library version does.
+        if claims["iss"] != self.issuer:
+            raise InvalidToken("The access token is invalid.")
+        try:
+            account_id = uuid.UUID(claims["sub"])
+            session_id = uuid.UUID(claims["sid"])
+        except (TypeError, ValueError, AttributeError):
+            raise InvalidToken("The access token is invalid.") from None
+        if not isinstance(claims["jti"], str):
+            raise InvalidToken("The access token is invalid.")
+        return AccessClaims(account_id, session_id, claims["jti"], claims)
+
+
+def new_refresh_token() -> str:
+    """256 bits from the operating system's CSPRNG, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def digest_refresh_token(token: str) -> str:
+    """SHA-256 is enough here: the token has 256 random bits, nothing to brute-force."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

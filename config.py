@@ -1,0 +1,217 @@
+"""Settings for each environment.
+
+One class per environment, chosen by ``GATEHOUSE_ENV`` (development, testing, production).
+Every setting in ``ENV_OVERRIDES`` can be overridden by an environment variable of the same
+name; they are read in one place, :func:`load_config`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+class ConfigurationError(RuntimeError):
+    """The settings are unsafe or incomplete; the service refuses to start."""
+
+
+class Config:
+    """Defaults shared by every environment."""
+
+    ENV_NAME = "base"
+    DEBUG = False
+    TESTING = False
+
+    # Database. SQLite is the embedded default; PostgreSQL is the production database.
+    DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'gatehouse.db'}"
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    # Optional: when set, session revocations are also published to and looked up in Redis.
+    REDIS_URL: str | None = None
+    REDIS_KEY_PREFIX = "gatehouse:"
+    REDIS_SOCKET_TIMEOUT = 0.5
+
+    # Tokens. The signing key is a PEM private key (Ed25519 for EdDSA, P-256 for ES256).
+    JWT_ALGORITHM = "EdDSA"
+    JWT_PRIVATE_KEY: str | None = None
+    JWT_PRIVATE_KEY_FILE: str | None = None
+    # Development only: generate the key once and keep it in this file.
+    JWT_GENERATE_KEY_FILE: str | None = None
+    JWT_ISSUER = "http://127.0.0.1:5000"
+    JWT_AUDIENCE = "gatehouse"
+    JWT_LEEWAY_SECONDS = 60
+    ACCESS_TOKEN_LIFETIME_SECONDS = 15 * 60
+    REFRESH_TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
+    SESSION_LIFETIME_SECONDS = 90 * 24 * 3600
+
+    # Passwords: Argon2id. argon2-cffi's defaults (RFC 9106 low-memory profile: t=3, 64 MiB,
+    # p=4) are above the OWASP minimum (t=2, 19 MiB, p=1).
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST = 65536
+    ARGON2_PARALLELISM = 4
+    PASSWORD_MIN_LENGTH = 8
+    PASSWORD_MAX_LENGTH = 256
+
+    # HTTP.
+    MAX_CONTENT_LENGTH = 64 * 1024
+    HSTS_ENABLED = False
+    RESTX_ERROR_404_HELP = False
+    ERROR_INCLUDE_MESSAGE = False
+    RESTX_MASK_SWAGGER = False
+    SWAGGER_UI_DOC_EXPANSION = "list"
+    LOG_LEVEL = "INFO"
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    JWT_GENERATE_KEY_FILE = str(INSTANCE_DIR / "jwt-signing-key.pem")
+    LOG_LEVEL = "DEBUG"
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    DATABASE_URL = "sqlite://"
+    # Cheap hashing keeps the suite fast; a test checks production keeps the real parameters.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 1024
+    ARGON2_PARALLELISM = 1
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    DATABASE_URL = None  # must be given explicitly
+    HSTS_ENABLED = True
+    JWT_ISSUER = None  # must be given explicitly: it is the public URL tokens name
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+# Settings that may come from the environment, with how to parse them.
+ENV_OVERRIDES: dict[str, Callable[[str], Any]] = {
+    "DEBUG": _bool,
+    "DATABASE_URL": str,
+    "REDIS_URL": str,
+    "REDIS_KEY_PREFIX": str,
+    "REDIS_SOCKET_TIMEOUT": float,
+    "JWT_ALGORITHM": str,
+    "JWT_PRIVATE_KEY": str,
+    "JWT_PRIVATE_KEY_FILE": str,
+    "JWT_ISSUER": str,
+    "JWT_AUDIENCE": str,
+    "JWT_LEEWAY_SECONDS": int,
+    "ACCESS_TOKEN_LIFETIME_SECONDS": int,
+    "REFRESH_TOKEN_LIFETIME_SECONDS": int,
+    "SESSION_LIFETIME_SECONDS": int,
+    "ARGON2_TIME_COST": int,
+    "ARGON2_MEMORY_COST": int,
+    "ARGON2_PARALLELISM": int,
+    "PASSWORD_MIN_LENGTH": int,
+    "PASSWORD_MAX_LENGTH": int,
+    "MAX_CONTENT_LENGTH": int,
+    "HSTS_ENABLED": _bool,
+    "LOG_LEVEL": str,
+}
+
+SUPPORTED_ALGORITHMS = ("EdDSA", "ES256")
+
+
+def load_config(
+    name: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return the settings of environment ``name`` with environment variables applied.
+
+    Raises ConfigurationError for an unknown environment, an unparsable value or, in
+    production, an unsafe setting.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    name = name or environ.get("GATEHOUSE_ENV", "development")
+    try:
+        config_class = CONFIGS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown GATEHOUSE_ENV {name!r}; choose one of {', '.join(CONFIGS)}"
+        ) from None
+
+    settings = {key: getattr(config_class, key) for key in dir(config_class) if key.isupper()}
+    if name != "testing":  # the test suite sets its own values explicitly
+        for key, parse in ENV_OVERRIDES.items():
+            if key in environ and environ[key] != "":
+                try:
+                    settings[key] = parse(environ[key])
+                except ValueError as exc:
+                    raise ConfigurationError(f"{key}: {exc}") from None
+    settings.update(overrides or {})
+
+    if settings["DATABASE_URL"]:
+        settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(settings["DATABASE_URL"])
+    _check(settings)
+    return settings
+
+
+def normalise_database_url(url: str) -> str:
+    """Select the psycopg 3 driver for plain ``postgresql://`` URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _check(settings: dict[str, Any]) -> None:
+    if settings["JWT_ALGORITHM"] not in SUPPORTED_ALGORITHMS:
+        raise ConfigurationError(
+            f"JWT_ALGORITHM must be one of {', '.join(SUPPORTED_ALGORITHMS)}"
+        )
+    if settings["PASSWORD_MIN_LENGTH"] < 8:
+        raise ConfigurationError("PASSWORD_MIN_LENGTH must be at least 8")
+    if settings["PASSWORD_MAX_LENGTH"] < max(64, settings["PASSWORD_MIN_LENGTH"]):
+        raise ConfigurationError("PASSWORD_MAX_LENGTH must be at least 64")
+    if settings["ACCESS_TOKEN_LIFETIME_SECONDS"] <= 0:
+        raise ConfigurationError("ACCESS_TOKEN_LIFETIME_SECONDS must be positive")
+    if settings["REFRESH_TOKEN_LIFETIME_SECONDS"] <= 0 or settings["SESSION_LIFETIME_SECONDS"] <= 0:
+        raise ConfigurationError("refresh-token and session lifetimes must be positive")
+    if not 0 <= settings["JWT_LEEWAY_SECONDS"] <= 60:
+        raise ConfigurationError("JWT_LEEWAY_SECONDS must be between 0 and 60")
+    if settings["ENV_NAME"] == "production":
+        _check_production(settings)
+
+
+def _check_production(settings: dict[str, Any]) -> None:
+    if settings["DEBUG"]:
+        raise ConfigurationError("production refuses to start with DEBUG on")
+    if not (settings["JWT_PRIVATE_KEY"] or settings["JWT_PRIVATE_KEY_FILE"]):
+        raise ConfigurationError(
+            "production needs a signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE"
+        )
+    if not settings["DATABASE_URL"]:
+        raise ConfigurationError("production needs DATABASE_URL")
+    if not settings["JWT_ISSUER"]:
+        raise ConfigurationError("production needs JWT_ISSUER (the service's public URL)")
+    if (
+        settings["ARGON2_MEMORY_COST"] < 19456
+        or settings["ARGON2_TIME_COST"] < 2
+        or settings["ARGON2_PARALLELISM"] < 1
+    ):
+        raise ConfigurationError(
+            "production refuses Argon2 parameters below OWASP's minimum (m=19456, t=2, p=1)"
+        )
