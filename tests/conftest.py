@@ -1,0 +1,138 @@
+"""Test harness: a fresh app per test, on SQLite or on the real PostgreSQL and Redis.
+
+Set ``TEST_DATABASE_URL`` (PostgreSQL) and ``REDIS_URL`` to run the suite against them; when set
+and unreachable the run fails, it never silently falls back. The schema is built once per run
+by the migrations themselves; every test starts from empty tables (built-in roles kept).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import MetaData, create_engine, text
+
+from app import create_app
+from app.clock import FrozenClock
+from app.extensions import db
+from app.services.tokens import generate_private_key, private_key_to_pem
+from config import normalise_database_url
+from tests.helpers import ApiActions
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("REDIS_URL")
+# Tables emptied after each test, children first; ``roles`` keeps the migration's rows.
+TABLES_TO_EMPTY = ("refresh_tokens", "sessions", "account_roles", "accounts")
+
+
+def pytest_report_header(config) -> list[str]:
+    database = "PostgreSQL (TEST_DATABASE_URL)" if TEST_DATABASE_URL else "SQLite"
+    cache = "Redis (REDIS_URL)" if TEST_REDIS_URL else "none (database-only revocation)"
+    return [f"gatehouse database: {database}", f"gatehouse revocation cache: {cache}"]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if TEST_DATABASE_URL:
+        url = TEST_DATABASE_URL
+        engine = create_engine(normalise_database_url(url))
+        try:
+            with engine.begin() as connection:
+                # Leftovers of an interrupted run: drop every table, then migrate from zero.
+                metadata = MetaData()
+                metadata.reflect(connection)
+                metadata.drop_all(connection)
+                connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        except Exception as exc:  # unreachable must fail the run, loudly
+            pytest.exit(f"TEST_DATABASE_URL is set but unusable: {exc}", returncode=3)
+        finally:
+            engine.dispose()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'gatehouse-test.db'}"
+    app = create_app("testing", {"DATABASE_URL": url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str | None]:
+    if not TEST_REDIS_URL:
+        yield None
+        return
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.exit(f"REDIS_URL is set but Redis is unreachable: {exc}", returncode=3)
+    prefix = f"gatehouse-test:{uuid.uuid4().hex}:"
+    yield prefix
+    for key in client.scan_iter(match=prefix + "*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def make_app(database_url: str, redis_prefix: str | None):
+    """Build apps for one test: ``make_app()`` for testing, ``make_app("production")``…"""
+    apps: list[Flask] = []
+
+    def build(config_name: str = "testing", **overrides: Any) -> Flask:
+        settings: dict[str, Any] = {"DATABASE_URL": database_url}
+        if redis_prefix is not None:
+            settings.update(REDIS_URL=TEST_REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
+        if config_name == "production":
+            settings.update(
+                JWT_PRIVATE_KEY=private_key_to_pem(generate_private_key("EdDSA")).decode(),
+                JWT_ISSUER="https://auth.example.test",
+                # OWASP's minimum keeps these tests quick while staying a valid production value.
+                ARGON2_TIME_COST=2,
+                ARGON2_MEMORY_COST=19456,
+                ARGON2_PARALLELISM=1,
+            )
+        settings.update(overrides)
+        app = create_app(config_name, settings)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    engine = create_engine(normalise_database_url(database_url))
+    with engine.begin() as connection:
+        for table in TABLES_TO_EMPTY:
+            connection.execute(text(f"DELETE FROM {table}"))
+    engine.dispose()
+
+
+@pytest.fixture
+def app(make_app) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def clock(app: Flask) -> FrozenClock:
+    """Freeze the app's clock; tests move it with ``clock.advance(...)`` instead of sleeping."""
+    frozen = FrozenClock()
+    app.extensions["gatehouse"].clock = frozen
+    return frozen
+
+
+@pytest.fixture
+def api(client: FlaskClient) -> ApiActions:
+    return ApiActions(client)

@@ -1,0 +1,87 @@
+"""Helpers the tests share: API steps and problem-document assertions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from app.extensions import db
+from app.runtime import runtime
+
+STRONG_PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Tokens:
+    access_token: str
+    refresh_token: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+class ApiActions:
+    """Sign-up and login steps, so tests can say what they check and skip the ceremony."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def signup(
+        self, email: str = "ada@example.com", password: str = STRONG_PASSWORD, **extra: Any
+    ) -> dict[str, Any]:
+        response = self.client.post(
+            "/api/v1/accounts", json={"email": email, "password": password, **extra}
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def login(self, email: str = "ada@example.com", password: str = STRONG_PASSWORD) -> Tokens:
+        response = self.client.post(
+            "/api/v1/auth/login", json={"email": email, "password": password}
+        )
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        return Tokens(body["access_token"], body["refresh_token"], body)
+
+    def signup_and_login(
+        self, email: str = "ada@example.com", password: str = STRONG_PASSWORD
+    ) -> Tokens:
+        self.signup(email, password)
+        return self.login(email, password)
+
+    def refresh(self, refresh_token: str):
+        return self.client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+
+    def me(self, access_token: str):
+        return self.client.get(
+            "/api/v1/accounts/me", headers={"Authorization": f"Bearer {access_token}"}
+        )
+
+
+def assert_problem(response, status: int, code: str) -> dict[str, Any]:
+    """Assert an RFC 9457 problem document with ``status`` and ``code``; return its body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"urn:gatehouse:problem:{code}"
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+def count_rows(app: Flask, table: str) -> int:
+    with app.app_context():
+        return db.session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+
+
+def app_runtime(app: Flask):
+    with app.app_context():
+        return runtime()
