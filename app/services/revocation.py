@@ -10,6 +10,7 @@ flushed), so the database check always follows. Without Redis, the null variant 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from typing import Protocol
@@ -47,29 +48,63 @@ class NullRevocationCache:
 class RedisRevocationCache:
     """Ended sessions as Redis keys that expire once every token of theirs has expired.
 
-    Redis errors never fail a request: they are logged and the database answers.
+    Redis errors never fail a request: they are logged and the database answers. After a
+    failure Redis is left alone for ``retry_after_seconds``, so a dead or black-holed Redis
+    costs one timeout per interval, not one per request, and one log line per outage.
     """
 
     name = "redis"
 
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        ttl_seconds: int,
+        retry_after_seconds: float = 5.0,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
+        self.retry_after_seconds = retry_after_seconds
+        self._down_until = 0.0
 
     def _key(self, session_id: uuid.UUID) -> str:
         return f"{self.prefix}revoked-session:{session_id}"
 
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, action: str, exc: Exception) -> None:
+        if self._down_until == 0.0:
+            log.warning(
+                "redis unavailable (%s: %s); serving degraded from the database", action, exc
+            )
+        self._down_until = time.monotonic() + self.retry_after_seconds
+
+    def _recovered(self) -> None:
+        if self._down_until != 0.0:
+            log.warning("redis reachable again; revocation cache back in use")
+            self._down_until = 0.0
+
     def is_revoked(self, session_id: uuid.UUID) -> bool:
-        try:
-            return bool(self.client.exists(self._key(session_id)))
-        except redis.RedisError as exc:
-            log.warning("redis unavailable, checking revocation in the database only: %s", exc)
+        if not self.available:
             return False
+        try:
+            revoked = bool(self.client.exists(self._key(session_id)))
+        except redis.RedisError as exc:
+            self._failed("lookup", exc)
+            return False
+        self._recovered()
+        return revoked
 
     def publish(self, session_ids: Iterable[uuid.UUID]) -> None:
         keys = [self._key(session_id) for session_id in session_ids]
         if not keys:
+            return
+        if not self.available:
+            log.info("redis down: %d revocation(s) kept in the database only", len(keys))
             return
         try:
             with self.client.pipeline(transaction=False) as pipe:
@@ -77,20 +112,17 @@ class RedisRevocationCache:
                     pipe.set(key, "1", ex=self.ttl_seconds)
                 pipe.execute()
         except redis.RedisError as exc:
-            log.warning(
-                "redis unavailable, %d revocation(s) kept in the database only: %s",
-                len(keys),
-                exc,
-            )
+            self._failed("publish", exc)
+            return
+        self._recovered()
 
     def check(self) -> bool:
         try:
-            return bool(self.client.ping())
+            self.client.ping()
         except redis.RedisError as exc:
-            log.warning(
-                "redis at start-up unreachable; serving degraded from the database: %s", exc
-            )
+            self._failed("start-up", exc)
             return False
+        return True
 
 
 def build_revocation_cache(config: dict) -> RevocationCache:
