@@ -126,11 +126,21 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def clock(app: Flask) -> FrozenClock:
+def clock_factory():
+    """Freeze a given app's clock: ``clock = clock_factory(app)``."""
+
+    def freeze(app: Flask) -> FrozenClock:
+        frozen = FrozenClock()
+        app.extensions["gatehouse"].clock = frozen
+        return frozen
+
+    return freeze
+
+
+@pytest.fixture
+def clock(app: Flask, clock_factory) -> FrozenClock:
     """Freeze the app's clock; tests move it with ``clock.advance(...)`` instead of sleeping."""
-    frozen = FrozenClock()
-    app.extensions["gatehouse"].clock = frozen
-    return frozen
+    return clock_factory(app)
 
 
 @pytest.fixture
