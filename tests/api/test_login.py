@@ -30,7 +30,11 @@ def test_login_with_correct_password_returns_token_pair(client, api):
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {
-        "access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in"
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "refresh_expires_in",
     }
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 900
@@ -97,7 +101,9 @@ def test_login_unknown_email_and_wrong_password_give_identical_answers(client, a
 
     assert_problem(unknown, 401, "invalid_credentials")
     assert_problem(wrong, 401, "invalid_credentials")
-    assert _without_request_details(unknown.get_json()) == _without_request_details(wrong.get_json())
+    assert _without_request_details(unknown.get_json()) == _without_request_details(
+        wrong.get_json()
+    )
     ignored = {"X-Request-ID", "Content-Length"}
     assert {k: v for k, v in unknown.headers if k not in ignored} == {
         k: v for k, v in wrong.headers if k not in ignored
@@ -142,7 +148,9 @@ def test_login_with_truncated_or_case_folded_password_fails(client, api, variant
     api.signup(password=password)
     attempt = password[:72] if variant == "truncated" else password.upper()
 
-    response = client.post("/api/v1/auth/login", json={"email": "ada@example.com", "password": attempt})
+    response = client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": attempt}
+    )
 
     assert_problem(response, 401, "invalid_credentials")
 
@@ -204,7 +212,11 @@ def test_login_with_wrong_password_leaves_a_weaker_hash_alone(client, app, api):
         ({"email": "ada@example.com"}, "password", "missing"),
         ({"password": STRONG_PASSWORD}, "email", "missing"),
         ({"email": "ada@example.com", "password": 12345678}, "password", "invalid_type"),
-        ({"email": "ada@example.com", "password": STRONG_PASSWORD, "remember": True}, "remember", "unknown_field"),
+        (
+            {"email": "ada@example.com", "password": STRONG_PASSWORD, "remember": True},
+            "remember",
+            "unknown_field",
+        ),
     ],
     ids=["no-password", "no-email", "password-int", "unknown-field"],
 )

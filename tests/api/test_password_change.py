@@ -28,9 +28,12 @@ def test_password_change_returns_204_and_swaps_the_password(client, api):
     response = _change(client, tokens)
 
     assert response.status_code == 204
-    assert client.post(
-        "/api/v1/auth/login", json={"email": "ada@example.com", "password": STRONG_PASSWORD}
-    ).status_code == 401
+    assert (
+        client.post(
+            "/api/v1/auth/login", json={"email": "ada@example.com", "password": STRONG_PASSWORD}
+        ).status_code
+        == 401
+    )
     assert api.login(password=NEW_PASSWORD).access_token
 
 
@@ -46,9 +49,7 @@ def test_password_change_ends_other_sessions_and_keeps_the_callers(client, app, 
     assert api.me(caller.access_token).status_code == 200
     assert api.refresh(caller.refresh_token).status_code == 200
     with app.app_context():
-        reasons = sorted(
-            (s.revoked_reason or "") for s in db.session.scalars(select(AuthSession))
-        )
+        reasons = sorted((s.revoked_reason or "") for s in db.session.scalars(select(AuthSession)))
     assert reasons == ["", "password_changed"]
 
 

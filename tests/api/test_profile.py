@@ -92,7 +92,9 @@ def test_patch_me_with_invalid_body_returns_400_and_changes_nothing(
     with app.app_context():
         account = db.session.scalar(select(Account))
         assert (account.display_name, account.email, account.email_verified) == (
-            "Ada", "ada@example.com", False
+            "Ada",
+            "ada@example.com",
+            False,
         )
 
 

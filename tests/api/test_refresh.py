@@ -92,7 +92,8 @@ def test_refresh_three_times_in_one_second_then_old_token_is_refused(api, clock)
 
 
 @pytest.mark.parametrize(
-    "token", ["", "x", "a" * 10_000, "not-a-token-we-issued-ever-at-all-0000000000"],
+    "token",
+    ["", "x", "a" * 10_000, "not-a-token-we-issued-ever-at-all-0000000000"],
     ids=["empty", "one-char", "10KB", "unknown"],
 )
 def test_refresh_with_junk_token_returns_401_invalid_refresh_token(api, token):

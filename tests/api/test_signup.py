@@ -58,7 +58,11 @@ def test_signup_response_and_row_never_carry_the_password(client, app):
 def test_signup_with_empty_display_name_stores_none(client, display_name):
     response = client.post(
         "/api/v1/accounts",
-        json={"email": "ada@example.com", "password": STRONG_PASSWORD, "display_name": display_name},
+        json={
+            "email": "ada@example.com",
+            "password": STRONG_PASSWORD,
+            "display_name": display_name,
+        },
     )
 
     assert response.status_code == 201
@@ -66,7 +70,8 @@ def test_signup_with_empty_display_name_stores_none(client, display_name):
 
 
 @pytest.mark.parametrize(
-    "email", ["not-an-email", "ada@", "@example.com", "ada@example..com", "ada lovelace@example.com"]
+    "email",
+    ["not-an-email", "ada@", "@example.com", "ada@example..com", "ada lovelace@example.com"],
 )
 def test_signup_with_invalid_email_returns_400_invalid_email(client, app, email):
     response = client.post("/api/v1/accounts", json={"email": email, "password": STRONG_PASSWORD})
@@ -115,7 +120,9 @@ def test_signup_with_email_over_254_characters_returns_400(client, app):
 )
 def test_signup_password_length_counts_code_points_after_nfkc(client, app, password, status):
     """PWD-01, PWD-02: 8 to 256 code points."""
-    response = client.post("/api/v1/accounts", json={"email": "ada@example.com", "password": password})
+    response = client.post(
+        "/api/v1/accounts", json={"email": "ada@example.com", "password": password}
+    )
 
     assert response.status_code == status
     assert count_rows(app, "accounts") == (1 if status == 201 else 0)
@@ -123,23 +130,33 @@ def test_signup_password_length_counts_code_points_after_nfkc(client, app, passw
 
 def test_signup_with_short_password_names_the_field(client):
     """PWD-01."""
-    response = client.post("/api/v1/accounts", json={"email": "ada@example.com", "password": "1234567"})
+    response = client.post(
+        "/api/v1/accounts", json={"email": "ada@example.com", "password": "1234567"}
+    )
 
     body = assert_problem(response, 400, "password_too_short")
     assert body["errors"] == [
-        {"field": "password", "code": "password_too_short", "detail": "must be at least 8 characters"}
+        {
+            "field": "password",
+            "code": "password_too_short",
+            "detail": "must be at least 8 characters",
+        }
     ]
 
 
 def test_signup_with_257_character_password_returns_password_too_long(client):
     """PWD-02."""
-    response = client.post("/api/v1/accounts", json={"email": "ada@example.com", "password": "x" * 257})
+    response = client.post(
+        "/api/v1/accounts", json={"email": "ada@example.com", "password": "x" * 257}
+    )
 
     body = assert_problem(response, 400, "password_too_long")
     assert body["errors"][0]["field"] == "password"
 
 
-@pytest.mark.parametrize("password", ["adalovelace@example.com", "ADALOVELACE@EXAMPLE.COM", "AdaLovelace"])
+@pytest.mark.parametrize(
+    "password", ["adalovelace@example.com", "ADALOVELACE@EXAMPLE.COM", "AdaLovelace"]
+)
 def test_signup_with_password_equal_to_email_returns_400(client, app, password):
     response = client.post(
         "/api/v1/accounts", json={"email": "adalovelace@example.com", "password": password}
@@ -150,11 +167,14 @@ def test_signup_with_password_equal_to_email_returns_400(client, app, password):
 
 
 @pytest.mark.parametrize(
-    "password", ["pass word with spaces", "パスワードはこれです", "🔐🔑🗝️🔒🔓🛡️⚔️🏰", "Ünïcödé-Pässwörd"]
+    "password",
+    ["pass word with spaces", "パスワードはこれです", "🔐🔑🗝️🔒🔓🛡️⚔️🏰", "Ünïcödé-Pässwörd"],
 )
 def test_signup_accepts_any_characters_without_composition_rules(client, password):
     """PWD-04."""
-    response = client.post("/api/v1/accounts", json={"email": "ada@example.com", "password": password})
+    response = client.post(
+        "/api/v1/accounts", json={"email": "ada@example.com", "password": password}
+    )
 
     assert response.status_code == 201
 
@@ -167,13 +187,38 @@ def test_signup_accepts_any_characters_without_composition_rules(client, passwor
         ({"email": 5, "password": STRONG_PASSWORD}, "email", "invalid_type"),
         ({"email": "ada@example.com", "password": None}, "password", "invalid_type"),
         ({"email": "ada@example.com", "password": ["x"]}, "password", "invalid_type"),
-        ({"email": "ada@example.com", "password": STRONG_PASSWORD, "display_name": 7}, "display_name", "invalid_type"),
-        ({"email": "ada@example.com", "password": STRONG_PASSWORD, "display_name": "x" * 101}, "display_name", "too_long"),
-        ({"email": "ada@example.com", "password": STRONG_PASSWORD, "roles": ["admin"]}, "roles", "unknown_field"),
-        ({"email": "ada@example.com", "password": STRONG_PASSWORD, "email_verified": True}, "email_verified", "unknown_field"),
+        (
+            {"email": "ada@example.com", "password": STRONG_PASSWORD, "display_name": 7},
+            "display_name",
+            "invalid_type",
+        ),
+        (
+            {"email": "ada@example.com", "password": STRONG_PASSWORD, "display_name": "x" * 101},
+            "display_name",
+            "too_long",
+        ),
+        (
+            {"email": "ada@example.com", "password": STRONG_PASSWORD, "roles": ["admin"]},
+            "roles",
+            "unknown_field",
+        ),
+        (
+            {"email": "ada@example.com", "password": STRONG_PASSWORD, "email_verified": True},
+            "email_verified",
+            "unknown_field",
+        ),
     ],
-    ids=["no-email", "no-password", "email-int", "password-null", "password-list", "name-int",
-         "name-too-long", "roles", "email_verified"],
+    ids=[
+        "no-email",
+        "no-password",
+        "email-int",
+        "password-null",
+        "password-list",
+        "name-int",
+        "name-too-long",
+        "roles",
+        "email_verified",
+    ],
 )
 def test_signup_with_invalid_field_returns_400_naming_it(client, app, body, field, code):
     """HTTP-02, ADM-03: unknown fields such as roles or email_verified are refused."""
