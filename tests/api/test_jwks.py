@@ -63,9 +63,10 @@ def test_es256_configuration_publishes_a_p256_key_whose_tokens_verify(make_app):
     (key,) = document["keys"]
     assert (key["kty"], key["crv"], key["alg"]) == ("EC", "P-256", "ES256")
     assert "d" not in key
-    assert client.get(
-        "/api/v1/accounts/me", headers={"Authorization": f"Bearer {token}"}
-    ).status_code == 200
+    assert (
+        client.get("/api/v1/accounts/me", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
     jwt.decode(
         token,
         jwt.PyJWK.from_dict(key).key,
