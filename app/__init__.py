@@ -26,6 +26,9 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     settings = load_config(config_name, overrides)
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), static_folder=None)
     app.config.from_mapping(settings)
+    if app.config["ENV_NAME"] == "development":
+        # Home of the development SQLite file and signing key.
+        INSTANCE_DIR.mkdir(exist_ok=True)
 
     app_logging.init_app(app)
     db.init_app(app)
