@@ -10,6 +10,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -151,7 +152,8 @@ def refresh(*, refresh_token: str) -> TokenPair:
     return pair
 
 
-def _end_session_for_reuse(session_id: uuid.UUID, now: datetime) -> None:
+def _end_session_for_reuse(session_id: uuid.UUID, now: datetime) -> NoReturn:
+    """End the session whose refresh token came back, commit that, and refuse the refresh."""
     ended = end_sessions([session_id], reason="refresh_token_reused", now=now)
     db.session.commit()
     runtime().revocations.publish(ended)
