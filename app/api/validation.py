@@ -12,9 +12,10 @@ import json
 import unicodedata
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from flask_restx import Model, fields
 from jsonschema import Draft4Validator
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import (
     DuplicateKey,
@@ -60,6 +61,11 @@ def parse_json_body(model: Model) -> dict[str, Any]:
     if not (mimetype == "application/json" or mimetype.endswith("+json")):
         raise UnsupportedMediaType()
     raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: werkzeug raises 413
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body has no Content-Length; werkzeug stops reading it at the limit
+        # instead of refusing it, so refuse here what filled the whole allowance.
+        raise RequestEntityTooLarge()
     try:
         body = json.loads(
             raw.decode("utf-8"),

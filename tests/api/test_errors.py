@@ -1,5 +1,6 @@
 """Every error is an RFC 9457 problem document, under the testing and the production config."""
 
+import io
 import json
 import logging
 
@@ -291,3 +292,30 @@ def test_invalid_request_id_is_replaced(env_client, incoming):
 
     assert response.headers["X-Request-ID"] != incoming
     assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_chunked_body_over_the_size_limit_returns_413(env_client):
+    """HTTP-03: no Content-Length (chunked): refused, not truncated into malformed JSON."""
+    body = json.dumps({"email": "ada@example.com", "password": "x" * 200_000}).encode()
+
+    response = env_client.post(
+        "/api/v1/auth/login",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    assert_clean_problem(response, 413, "payload_too_large")
+
+
+def test_small_chunked_body_is_read_whole(env_client):
+    body = json.dumps({"email": "ada@example.com", "password": STRONG_PASSWORD}).encode()
+
+    response = env_client.post(
+        "/api/v1/auth/login",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    assert_clean_problem(response, 401, "invalid_credentials")
