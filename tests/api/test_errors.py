@@ -302,6 +302,8 @@ def test_chunked_body_over_the_size_limit_returns_413(env_client):
         "/api/v1/auth/login",
         input_stream=io.BytesIO(body),
         content_type="application/json",
+        # As a server that has already de-chunked the body presents it.
+        headers={"Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
     )
 
@@ -315,6 +317,8 @@ def test_small_chunked_body_is_read_whole(env_client):
         "/api/v1/auth/login",
         input_stream=io.BytesIO(body),
         content_type="application/json",
+        # As a server that has already de-chunked the body presents it.
+        headers={"Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
     )
 
