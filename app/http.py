@@ -23,6 +23,10 @@ def _assign_request_id() -> None:
 
 def _add_headers(response: Response) -> Response:
     headers = response.headers
+    if 300 <= response.status_code < 400 and response.mimetype == "text/html":
+        # Werkzeug's slash redirects carry a small HTML page; the Location header is enough.
+        response.set_data(b"")
+        del headers["Content-Type"]
     request_id = getattr(g, "request_id", None)
     if request_id:
         headers["X-Request-ID"] = request_id

@@ -323,3 +323,13 @@ def test_small_chunked_body_is_read_whole(env_client):
     )
 
     assert_clean_problem(response, 401, "invalid_credentials")
+
+
+def test_slash_redirect_carries_no_html(env_client):
+    """HTTP-01: no HTML page, even on a redirect."""
+    response = env_client.get("/api/v1")
+
+    assert response.status_code == 308
+    assert response.headers["Location"].endswith("/api/v1/")
+    assert response.get_data() == b""
+    assert "Content-Type" not in response.headers
