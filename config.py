@@ -29,7 +29,8 @@ class Config:
 
     # Database. SQLite is the embedded default; PostgreSQL is the production database.
     DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'gatehouse.db'}"
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: a database error's log line must not carry the row (hash, email).
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     # Optional: when set, session revocations are also published to and looked up in Redis.
     REDIS_URL: str | None = None
     REDIS_KEY_PREFIX = "gatehouse:"

@@ -222,7 +222,7 @@ def problem_response(
             body["request_id"] = request_id
     body.update(extra or {})
     response = Response(
-        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json"
+        json.dumps(body), status=status, mimetype="application/problem+json"
     )
     for name, value in (headers or {}).items():
         response.headers[name] = value

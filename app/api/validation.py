@@ -36,6 +36,9 @@ class NullableString(fields.String):
         return schema
 
 
+# A body of a thousand unknown keys gets a short answer, not a long list.
+MAX_REPORTED_ERRORS = 20
+
 _DETAILS = {
     "type": "has the wrong type",
     "maxLength": "is too long",
@@ -80,7 +83,7 @@ def parse_json_body(model: Model) -> dict[str, Any]:
         raise InvalidBody()
     errors = list(_field_errors(body, model))
     if errors:
-        raise ValidationFailed(errors)
+        raise ValidationFailed(errors[:MAX_REPORTED_ERRORS])
     return body
 
 
@@ -123,6 +126,9 @@ class _DuplicateKeyFound(ValueError):
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
+        if not _is_clean_text(key):
+            # A key is echoed in errors; one that is not clean text is not worth echoing.
+            raise ValueError("control character or lone surrogate in a key")
         if key in result:
             raise _DuplicateKeyFound(key)
         result[key] = value

@@ -10,10 +10,10 @@ import uuid
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import CurrentPasswordIncorrect, EmailTaken, InvalidEmail
+from app.errors import CurrentPasswordIncorrect, EmailTaken, InvalidEmail, InvalidToken
 from app.extensions import db
 from app.models import Account, AuthSession, Role
 from app.runtime import runtime
@@ -91,18 +91,33 @@ def change_password(
 ) -> None:
     """Set a new password and end every other session of the account (the caller's survives).
 
-    Raises CurrentPasswordIncorrect, a password-policy error.
+    Raises CurrentPasswordIncorrect, a password-policy error, InvalidToken (the caller's own
+    session ended while this request ran).
     """
     rt = runtime()
-    if not rt.hasher.verify(account.password_hash, current_password):
+    verified_hash, account_id = account.password_hash, account.id
+    if not rt.hasher.verify(verified_hash, current_password):
         raise CurrentPasswordIncorrect("current_password")
     normalised = check_password_policy(new_password, email=account.email, field="new_password")
     now = rt.clock.now()
-    account.password_hash = rt.hasher.hash(normalised)
-    account.password_changed_at = account.updated_at = now
+    # Only over the hash just verified: of two racing changes one wins, the other is told the
+    # current password is wrong. The row stays locked, so a login racing this one either sees
+    # the new hash or commits its session before the sessions are read below.
+    if not swap_password_hash(account_id, verified_hash, rt.hasher.hash(normalised)):
+        db.session.rollback()
+        raise CurrentPasswordIncorrect("current_password")
+    if not _lock_live_session(current_session_id):
+        db.session.rollback()
+        raise InvalidToken("The session has ended.")
+    db.session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(password_changed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
     others = db.session.scalars(
         select(AuthSession.id).where(
-            AuthSession.account_id == account.id,
+            AuthSession.account_id == account_id,
             AuthSession.id != current_session_id,
             AuthSession.revoked_at.is_(None),
         )
@@ -110,6 +125,16 @@ def change_password(
     ended = end_sessions(list(others), reason="password_changed", now=now)
     db.session.commit()
     rt.revocations.publish(ended)
+
+
+def _lock_live_session(session_id: uuid.UUID) -> bool:
+    result = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def delete_account(account: Account, *, password: str) -> None:
@@ -126,6 +151,17 @@ def delete_account(account: Account, *, password: str) -> None:
     db.session.delete(account)
     db.session.commit()
     rt.revocations.publish(session_ids)
+
+
+def swap_password_hash(account_id: uuid.UUID, expected: str, new: str) -> bool:
+    """Set the hash if it is still ``expected`` (locking the row); False when it is not."""
+    result = db.session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.password_hash == expected)
+        .values(password_hash=new)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def _clean_display_name(display_name: str | None) -> str | None:

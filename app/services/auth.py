@@ -26,7 +26,7 @@ from app.errors import (
 from app.extensions import db
 from app.models import Account, AuthSession, RefreshToken
 from app.runtime import runtime
-from app.services.account import email_lookup_key
+from app.services.account import email_lookup_key, swap_password_hash
 from app.services.passwords import normalise_password
 from app.services.sessions import end_sessions
 from app.services.tokens import AccessClaims, digest_refresh_token, new_refresh_token
@@ -73,11 +73,22 @@ def login(
         rt.hasher.verify_dummy(password)
         log.info("login failed: reason=unknown_account")
         raise InvalidCredentials()
-    if not rt.hasher.verify(account.password_hash, password):
-        log.info("login failed: reason=wrong_password account=%s", account.id)
+    verified_hash, account_id = account.password_hash, account.id
+    if not rt.hasher.verify(verified_hash, password):
+        log.info("login failed: reason=wrong_password account=%s", account_id)
         raise InvalidCredentials()
-    if rt.hasher.needs_rehash(account.password_hash):
-        _upgrade_hash(account, password)
+    # Take the account row, and only if its hash is still the one just verified: a password
+    # change or deletion that committed meanwhile wins, and one that comes later waits for this
+    # login and then ends its session. The same statement upgrades an outdated hash.
+    new_hash = (
+        rt.hasher.hash(normalise_password(password))
+        if rt.hasher.needs_rehash(verified_hash)
+        else verified_hash
+    )
+    if not swap_password_hash(account_id, verified_hash, new_hash):
+        db.session.rollback()
+        log.info("login failed: reason=password_changed_meanwhile account=%s", account_id)
+        raise InvalidCredentials()
 
     session = AuthSession(
         id=uuid.uuid4(),
@@ -88,25 +99,20 @@ def login(
         auth_time=now,
         amr="pwd",
         ip_address=ip_address,
-        user_agent=(user_agent or "")[:255] or None,
+        user_agent=_printable(user_agent, limit=255),
     )
     db.session.add(session)
     pair = _issue_tokens(account, session, now)
+    session_id = session.id
     db.session.commit()
-    log.info("login succeeded: account=%s sid=%s", account.id, session.id)
+    log.info("login succeeded: account=%s sid=%s", account_id, session_id)
     return pair
 
 
-def _upgrade_hash(account: Account, password: str) -> None:
-    # Conditional on the old hash, so a password change racing this login is never undone.
-    new_hash = runtime().hasher.hash(normalise_password(password))
-    db.session.execute(
-        update(Account)
-        .where(Account.id == account.id, Account.password_hash == account.password_hash)
-        .values(password_hash=new_hash)
-        .execution_options(synchronize_session=False)
-    )
-    account.password_hash = new_hash
+def _printable(text: str | None, *, limit: int) -> str | None:
+    """Client-supplied text fit to store and show: no control or other non-printable characters."""
+    cleaned = "".join(char for char in (text or "") if char.isprintable())[:limit]
+    return cleaned or None
 
 
 def refresh(*, refresh_token: str) -> TokenPair:
@@ -136,6 +142,17 @@ def refresh(*, refresh_token: str) -> TokenPair:
     if now >= session.expires_at or now >= token.expires_at:
         raise SessionExpired()
 
+    # Lock the session row before the token row: the order account deletion's cascade uses,
+    # so the two cannot deadlock. A session ended meanwhile stops the refresh here.
+    touched = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session.id, AuthSession.revoked_at.is_(None))
+        .values(last_refreshed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if touched.rowcount != 1:
+        db.session.rollback()
+        raise SessionRevoked()
     spent = db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
@@ -146,7 +163,6 @@ def refresh(*, refresh_token: str) -> TokenPair:
         db.session.rollback()
         _end_session_for_reuse(session.id, now)
 
-    session.last_refreshed_at = now
     pair = _issue_tokens(session.account, session, now)
     db.session.commit()
     return pair
@@ -175,7 +191,8 @@ def authenticate(token: str) -> Principal:
     has no sessions). Raises InvalidToken.
     """
     rt = runtime()
-    claims = rt.tokens.verify(token)
+    now = rt.clock.now()
+    claims = rt.tokens.verify(token, now=now)
     if rt.revocations.is_revoked(claims.session_id):
         raise InvalidToken("The session has ended.")
     row = db.session.execute(
@@ -183,7 +200,7 @@ def authenticate(token: str) -> Principal:
         .join(Account, AuthSession.account_id == Account.id)
         .where(AuthSession.id == claims.session_id, Account.id == claims.account_id)
     ).first()
-    if row is None or not row[0].is_active(rt.clock.now()):
+    if row is None or not row[0].is_active(now):
         raise InvalidToken("The session has ended.")
     return Principal(account=row[1], session=row[0], claims=claims)
 

@@ -198,8 +198,8 @@ class AccessTokenCodec:
             headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
         )
 
-    def verify(self, token: str) -> AccessClaims:
-        """Verify signature, type, issuer, audience and times.
+    def verify(self, token: str, *, now: datetime) -> AccessClaims:
+        """Verify signature, type, issuer, audience and times (against ``now``).
 
         Only our algorithm and our keys are used: ``jku``, ``x5u``, ``jwk`` and ``x5c`` headers
         are never looked at. Raises InvalidToken for any failure.
@@ -226,12 +226,18 @@ class AccessTokenCodec:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway_seconds,
-                options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    "strict_aud": True,
+                    # Times are checked below against the service's clock, not the library's.
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("The access token has expired.") from None
         except jwt.PyJWTError:
             raise InvalidToken("The access token is invalid.") from None
+        self._check_times(claims, now)
         # Belt and braces: exact issuer match whatever the library version does.
         if claims["iss"] != self.issuer:
             raise InvalidToken("The access token is invalid.")
@@ -243,6 +249,24 @@ class AccessTokenCodec:
         if not isinstance(claims["jti"], str):
             raise InvalidToken("The access token is invalid.")
         return AccessClaims(account_id, session_id, claims["jti"], claims)
+
+
+    def _check_times(self, claims: dict[str, Any], now: datetime) -> None:
+        """``exp`` passed, or ``iat``/``nbf`` ahead, by more than the leeway: refused."""
+        times = {name: claims.get(name) for name in ("exp", "iat", "nbf")}
+        for name, value in times.items():
+            if value is None and name == "nbf":
+                continue
+            # Whole NumericDates only; bool is an int in Python, and strings are not dates.
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidToken("The access token is invalid.")
+        current = now.timestamp()
+        if times["exp"] <= current - self.leeway_seconds:
+            raise InvalidToken("The access token has expired.")
+        if times["iat"] > current + self.leeway_seconds:
+            raise InvalidToken("The access token is not valid yet.")
+        if times["nbf"] is not None and times["nbf"] > current + self.leeway_seconds:
+            raise InvalidToken("The access token is not valid yet.")
 
 
 def new_refresh_token() -> str:
