@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 export FLASK_APP := run
+# `make run` is for development; production sets GATEHOUSE_ENV=production and its secrets.
+export GATEHOUSE_ENV ?= development
 
 .PHONY: run test lint check-migrations venv clean
 

@@ -1,6 +1,8 @@
 """Settings for each environment.
 
 One class per environment, chosen by ``GATEHOUSE_ENV`` (development, testing, production).
+Unset means production, so a server whose variable was forgotten refuses to start instead of
+running with development's generated key; ``make run`` sets development.
 Every setting in ``ENV_OVERRIDES`` can be overridden by an environment variable of the same
 name; they are read in one place, :func:`load_config`.
 """
@@ -146,7 +148,7 @@ def load_config(
     production, an unsafe setting.
     """
     environ = dict(os.environ if environ is None else environ)
-    name = name or environ.get("GATEHOUSE_ENV", "development")
+    name = name or environ.get("GATEHOUSE_ENV") or "production"
     try:
         config_class = CONFIGS[name]
     except KeyError:

@@ -19,7 +19,7 @@ MIGRATIONS_DIR = BASE_DIR / "migrations"
 
 
 def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
-    """Build the application for ``config_name`` (default: ``GATEHOUSE_ENV``, else development).
+    """Build the application for ``config_name`` (default: ``GATEHOUSE_ENV``, else production).
 
     Raises ConfigurationError when the settings are unsafe or incomplete.
     """
