@@ -123,20 +123,26 @@ class CurrentPasswordIncorrect(FieldRuleBroken):
 # --- Authentication -----------------------------------------------------------------------
 
 
-class InvalidCredentials(DomainError):
-    """The one answer to every failed login, whatever the reason."""
+class Unauthenticated(DomainError):
+    """Base of every 401; RFC 9110 wants each to name the scheme that would work."""
 
-    status, code, title = 401, "invalid_credentials", "Invalid email or password"
-
-
-class AuthenticationRequired(DomainError):
-    status, code, title = 401, "authentication_required", "A Bearer access token is required"
+    status = 401
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": "Bearer"}
 
 
-class InvalidToken(DomainError):
+class InvalidCredentials(Unauthenticated):
+    """The one answer to every failed login, whatever the reason."""
+
+    status, code, title = 401, "invalid_credentials", "Invalid email or password"
+
+
+class AuthenticationRequired(Unauthenticated):
+    status, code, title = 401, "authentication_required", "A Bearer access token is required"
+
+
+class InvalidToken(Unauthenticated):
     """Any access token that is malformed, forged, expired or of an ended session."""
 
     status, code, title = 401, "invalid_token", "The access token is invalid"
@@ -145,19 +151,19 @@ class InvalidToken(DomainError):
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
-class InvalidRefreshToken(DomainError):
+class InvalidRefreshToken(Unauthenticated):
     status, code, title = 401, "invalid_refresh_token", "The refresh token is invalid"
 
 
-class RefreshTokenReused(DomainError):
+class RefreshTokenReused(Unauthenticated):
     status, code, title = 401, "refresh_token_reused", "The refresh token was already used"
 
 
-class SessionExpired(DomainError):
+class SessionExpired(Unauthenticated):
     status, code, title = 401, "session_expired", "The session has expired"
 
 
-class SessionRevoked(DomainError):
+class SessionRevoked(Unauthenticated):
     status, code, title = 401, "session_revoked", "The session has ended"
 
 

@@ -81,3 +81,20 @@ def test_logs_of_a_full_cycle_hold_no_secret(make_app, caplog, config_name):
     for secret in secrets:
         assert secret not in text
     assert "$argon2" not in text
+
+
+def test_every_401_names_the_bearer_scheme(client, api):
+    """RFC 9110 §15.5.2: a 401 carries WWW-Authenticate, whichever endpoint sends it."""
+    tokens = api.signup_and_login()
+    api.refresh(tokens.refresh_token)
+    answers = [
+        client.post("/api/v1/auth/login", json={"email": "x@example.com", "password": "wrong pw"}),
+        client.post("/api/v1/auth/refresh", json={"refresh_token": "unknown" * 8}),
+        client.post("/api/v1/auth/refresh", json={"refresh_token": tokens.refresh_token}),
+        client.post("/api/v1/auth/refresh", json={"refresh_token": tokens.refresh_token}),
+        client.get("/api/v1/accounts/me"),
+        client.get("/api/v1/accounts/me", headers={"Authorization": "Bearer junk"}),
+    ]
+
+    assert [r.status_code for r in answers] == [401] * len(answers)
+    assert all(r.headers["WWW-Authenticate"].startswith("Bearer") for r in answers)
