@@ -1,4 +1,4 @@
-"""Per-environment settings, environment overrides and production's refusals."""
+"""Per-environment settings, environment overrides and production's refusals (OPS-03)."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigurationError, load_config, normalise_database_url
+from config import ENV_OVERRIDES, ConfigurationError, load_config, normalise_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
@@ -17,74 +17,132 @@ PRODUCTION_ENV = {
 }
 
 
-def test_production_with_everything_set_loads():
+def without(environ: dict[str, str], *names: str) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if key not in names}
+
+
+def test_load_production_with_everything_set_returns_safe_settings():
     settings = load_config("production", environ=PRODUCTION_ENV)
 
+    assert settings["ENV_NAME"] == "production"
     assert settings["DEBUG"] is False
+    assert settings["TESTING"] is False
     assert settings["HSTS_ENABLED"] is True
+    assert settings["RESTX_ERROR_404_HELP"] is False
     assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://gatehouse@db/gatehouse"
 
 
 @pytest.mark.parametrize(
-    ("change", "reason"),
+    ("environ", "reason"),
     [
-        ({"JWT_PRIVATE_KEY_FILE": ""}, "signing key"),
-        ({"DEBUG": "1"}, "DEBUG"),
-        ({"DATABASE_URL": ""}, "DATABASE_URL"),
-        ({"JWT_ISSUER": ""}, "JWT_ISSUER"),
-        ({"ARGON2_MEMORY_COST": "8192"}, "Argon2"),
-        ({"ARGON2_TIME_COST": "1"}, "Argon2"),
+        (without(PRODUCTION_ENV, "JWT_PRIVATE_KEY_FILE"), "signing key"),
+        ({**PRODUCTION_ENV, "JWT_PRIVATE_KEY_FILE": ""}, "signing key"),
+        ({**PRODUCTION_ENV, "DEBUG": "1"}, "DEBUG"),
+        ({**PRODUCTION_ENV, "DEBUG": "true"}, "DEBUG"),
+        (without(PRODUCTION_ENV, "DATABASE_URL"), "DATABASE_URL"),
+        (without(PRODUCTION_ENV, "JWT_ISSUER"), "JWT_ISSUER"),
+        ({**PRODUCTION_ENV, "ARGON2_MEMORY_COST": "8192"}, "Argon2"),
+        ({**PRODUCTION_ENV, "ARGON2_TIME_COST": "1"}, "Argon2"),
     ],
-    ids=["no-key", "debug", "no-database", "no-issuer", "weak-memory", "weak-time"],
+    ids=[
+        "no-key",
+        "empty-key",
+        "debug-1",
+        "debug-true",
+        "no-database",
+        "no-issuer",
+        "weak-memory",
+        "weak-time",
+    ],
 )
-def test_production_refuses_unsafe_settings_with_one_line(change, reason):
-    """OPS-03, PWD-06."""
+def test_load_production_with_unsafe_settings_raises_one_line_reason(environ, reason):
+    """OPS-03, PWD-06: refused at start-up, with one line that names the setting."""
     with pytest.raises(ConfigurationError) as raised:
-        load_config("production", environ={**PRODUCTION_ENV, **change})
+        load_config("production", environ=environ)
 
     message = str(raised.value)
     assert reason in message
+    assert message.strip() == message
     assert "\n" not in message
+    assert "\r" not in message
 
 
-def test_environment_variables_override_settings():
-    settings = load_config(
-        "development",
-        environ={
-            "ACCESS_TOKEN_LIFETIME_SECONDS": "300",
-            "HSTS_ENABLED": "yes",
-            "JWT_AUDIENCE": "my-api",
-            "REDIS_URL": "redis://cache:6379/1",
-        },
-    )
+def test_load_development_with_debug_on_is_allowed():
+    assert load_config("development", environ={"DEBUG": "1"})["DEBUG"] is True
 
-    assert settings["ACCESS_TOKEN_LIFETIME_SECONDS"] == 300
-    assert settings["HSTS_ENABLED"] is True
-    assert settings["JWT_AUDIENCE"] == "my-api"
-    assert settings["REDIS_URL"] == "redis://cache:6379/1"
+
+@pytest.mark.parametrize(
+    ("name", "raw", "parsed"),
+    [
+        ("ACCESS_TOKEN_LIFETIME_SECONDS", "300", 300),
+        ("JWT_LEEWAY_SECONDS", "0", 0),
+        ("MAX_CONTENT_LENGTH", "131072", 131072),
+        ("PASSWORD_MIN_LENGTH", "15", 15),
+        ("REDIS_SOCKET_TIMEOUT", "0.25", 0.25),
+        ("HSTS_ENABLED", "yes", True),
+        ("HSTS_ENABLED", "ON", True),
+        ("HSTS_ENABLED", "1", True),
+        ("DEBUG", "false", False),
+        ("DEBUG", "0", False),
+        ("DEBUG", "off", False),
+        ("JWT_AUDIENCE", "my-api", "my-api"),
+        ("REDIS_URL", "redis://cache:6379/1", "redis://cache:6379/1"),
+    ],
+)
+def test_load_with_environment_override_parses_the_value(name, raw, parsed):
+    settings = load_config("development", environ={name: raw})
+
+    assert settings[name] == parsed
+    assert type(settings[name]) is type(parsed)
+
+
+def test_load_with_empty_environment_variable_keeps_the_default():
+    settings = load_config("development", environ={"ACCESS_TOKEN_LIFETIME_SECONDS": ""})
+
+    assert settings["ACCESS_TOKEN_LIFETIME_SECONDS"] == 15 * 60
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [
         ("ACCESS_TOKEN_LIFETIME_SECONDS", "fifteen"),
+        ("ACCESS_TOKEN_LIFETIME_SECONDS", "1.5"),
+        ("MAX_CONTENT_LENGTH", "64k"),
+        ("REDIS_SOCKET_TIMEOUT", "fast"),
         ("HSTS_ENABLED", "maybe"),
+        ("DEBUG", "2"),
         ("JWT_ALGORITHM", "HS256"),
+        ("JWT_ALGORITHM", "none"),
         ("JWT_LEEWAY_SECONDS", "3600"),
         ("PASSWORD_MIN_LENGTH", "4"),
+        ("ACCESS_TOKEN_LIFETIME_SECONDS", "0"),
     ],
 )
-def test_invalid_override_is_refused(name, value):
-    with pytest.raises(ConfigurationError, match=name):
+def test_load_with_invalid_override_raises_configuration_error(name, value):
+    """OPS-03: a bad value stops the start, never silently falls back to the default."""
+    with pytest.raises(ConfigurationError, match=name) as raised:
         load_config("development", environ={name: value})
 
+    assert "\n" not in str(raised.value)
 
-def test_unknown_environment_is_refused():
+
+def test_load_with_unknown_environment_name_raises_configuration_error():
     with pytest.raises(ConfigurationError, match="GATEHOUSE_ENV"):
         load_config(environ={"GATEHOUSE_ENV": "staging"})
 
 
-def test_testing_config_ignores_the_environment():
+def test_load_without_environment_name_picks_production():
+    """OPS-03: fail closed; a forgotten GATEHOUSE_ENV never means development's generated key."""
+    assert load_config(environ=PRODUCTION_ENV)["ENV_NAME"] == "production"
+
+
+def test_load_without_environment_name_or_key_raises_configuration_error():
+    """OPS-03."""
+    with pytest.raises(ConfigurationError, match="signing key"):
+        load_config(environ={"DATABASE_URL": "postgresql://u@h/d", "JWT_ISSUER": "https://a.b"})
+
+
+def test_load_testing_ignores_the_environment():
     settings = load_config("testing", environ={"DATABASE_URL": "postgresql://elsewhere/db"})
 
     assert settings["SQLALCHEMY_DATABASE_URI"] == "sqlite://"
@@ -99,11 +157,17 @@ def test_testing_config_ignores_the_environment():
         ("sqlite:///x.db", "sqlite:///x.db"),
     ],
 )
-def test_database_urls_select_the_psycopg_driver(url, expected):
+def test_normalise_database_url_selects_the_psycopg_driver(url, expected):
     assert normalise_database_url(url) == expected
 
 
-def test_production_defaults_keep_owasp_argon2_parameters():
+def test_load_with_postgresql_url_rewrites_it_for_psycopg():
+    settings = load_config("development", environ={"DATABASE_URL": "postgresql://u:p@db:5432/g"})
+
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db:5432/g"
+
+
+def test_load_production_defaults_keep_owasp_argon2_parameters():
     """PWD-06: argon2-cffi's defaults, above OWASP's minimum."""
     settings = load_config("production", environ=PRODUCTION_ENV)
 
@@ -111,16 +175,15 @@ def test_production_defaults_keep_owasp_argon2_parameters():
     assert settings["ARGON2_PARALLELISM"] == 4
 
 
-def test_run_py_in_production_without_key_exits_with_one_line():
-    """OPS-03: the service refuses to start and says why in one line."""
+def run_server(**environ: str) -> subprocess.CompletedProcess:
+    """Start ``run.py`` with a clean environment: none of the settings this shell may carry."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("JWT_", "DATABASE_URL", "GATEHOUSE_"))
+        if key not in ENV_OVERRIDES and not key.startswith(("GATEHOUSE_", "JWT_", "FLASK_"))
     }
-    env.update(GATEHOUSE_ENV="production", DATABASE_URL="sqlite:///unused.db")
-
-    result = subprocess.run(
+    env.update(environ)
+    return subprocess.run(
         [sys.executable, "run.py"],
         cwd=ROOT,
         env=env,
@@ -130,7 +193,30 @@ def test_run_py_in_production_without_key_exits_with_one_line():
         check=False,
     )
 
+
+@pytest.mark.parametrize("env_name", [{"GATEHOUSE_ENV": "production"}, {}], ids=["set", "unset"])
+def test_run_py_in_production_without_key_exits_with_one_line(env_name):
+    """OPS-03: the service refuses to start and says why in one line on stderr."""
+    result = run_server(
+        DATABASE_URL="postgresql://gatehouse@127.0.0.1:1/unused",
+        JWT_ISSUER="https://auth.example.com",
+        **env_name,
+    )
+
     assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("gatehouse: refusing to start: production needs a signing key")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("gatehouse: refusing to start:")
+    assert "signing key" in lines[0]
+    assert result.stdout == ""
+
+
+def test_run_py_with_unknown_environment_exits_with_one_line():
+    """OPS-03."""
+    result = run_server(GATEHOUSE_ENV="staging")
+
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("gatehouse: refusing to start:")
+    assert "GATEHOUSE_ENV" in lines[0]

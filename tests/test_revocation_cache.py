@@ -1,4 +1,8 @@
-"""The Redis revocation path: shared between instances, never trusted for "still valid"."""
+"""The Redis revocation path: shared between instances, never trusted for "still valid".
+
+Tests marked ``needs_redis`` run when ``REDIS_URL`` is set (the PostgreSQL + Redis pass); the
+down-Redis tests point at a closed port and run everywhere.
+"""
 
 import logging
 import os
@@ -8,18 +12,31 @@ import jwt
 import pytest
 import redis
 
+from app.extensions import db
+from app.models import AuthSession
 from app.services.tokens import generate_private_key, private_key_to_pem
 from tests.helpers import ApiActions, assert_problem
 
 REDIS_URL = os.environ.get("REDIS_URL")
 needs_redis = pytest.mark.skipif(
-    not REDIS_URL, reason="needs REDIS_URL (runs in CI's PostgreSQL + Redis pass)"
+    not REDIS_URL, reason="needs REDIS_URL (runs in the PostgreSQL + Redis pass)"
 )
 UNREACHABLE = "redis://127.0.0.1:1/0"
 
 
 def sid_of(access_token: str) -> str:
     return jwt.decode(access_token, options={"verify_signature": False})["sid"]
+
+
+def revocation_key(app, access_token: str) -> str:
+    return f"{app.config['REDIS_KEY_PREFIX']}revoked-session:{sid_of(access_token)}"
+
+
+def session_row(app, access_token: str) -> AuthSession:
+    with app.app_context():
+        session = db.session.get(AuthSession, uuid.UUID(sid_of(access_token)))
+        db.session.expunge(session)
+        return session
 
 
 @pytest.fixture
@@ -29,23 +46,52 @@ def redis_client():
     client.close()
 
 
-def test_without_redis_the_database_alone_decides(make_app):
+@pytest.fixture
+def degraded_app(make_app):
+    """An app whose Redis is configured but unreachable from the start."""
+    return make_app(REDIS_URL=UNREACHABLE, REDIS_SOCKET_TIMEOUT=0.2)
+
+
+# --- choice of variant ------------------------------------------------------------------------
+
+
+def test_app_without_redis_url_uses_the_database_only(make_app):
+    """D-10: no Redis configured, the null cache; the database decides alone."""
     app = make_app(REDIS_URL=None)
 
     assert app.extensions["gatehouse"].revocations.name == "database"
 
 
-@needs_redis
-def test_logout_publishes_the_session_to_redis_with_a_bounded_ttl(app, api, redis_client):
-    """JWT-06, DATA-03: every Redis key expires."""
+def test_app_without_redis_url_refuses_logged_out_token(make_app):
+    """JWT-06 on the null cache."""
+    api = ApiActions(make_app(REDIS_URL=None).test_client())
     tokens = api.signup_and_login()
 
-    api.client.post("/api/v1/auth/logout", headers=tokens.headers)
+    assert api.client.post("/api/v1/auth/logout", headers=tokens.headers).status_code == 204
 
-    key = f"{app.config['REDIS_KEY_PREFIX']}revoked-session:{sid_of(tokens.access_token)}"
-    ttl = redis_client.ttl(key)
+    assert_problem(api.me(tokens.access_token), 401, "invalid_token")
+
+
+@needs_redis
+def test_app_with_redis_url_uses_redis(app):
+    assert app.extensions["gatehouse"].revocations.name == "redis"
+
+
+# --- Redis reachable --------------------------------------------------------------------------
+
+
+@needs_redis
+def test_logout_publishes_the_session_to_redis_with_a_bounded_ttl(app, api, redis_client):
+    """JWT-06, DATA-03: the key exists and expires once the session's tokens have."""
+    tokens = api.signup_and_login()
+    key = revocation_key(app, tokens.access_token)
+    assert redis_client.exists(key) == 0
+
+    assert api.client.post("/api/v1/auth/logout", headers=tokens.headers).status_code == 204
+
+    assert redis_client.exists(key) == 1
     limit = app.config["ACCESS_TOKEN_LIFETIME_SECONDS"] + app.config["JWT_LEEWAY_SECONDS"]
-    assert 0 < ttl <= limit
+    assert 0 < redis_client.ttl(key) <= limit
 
 
 @needs_redis
@@ -64,58 +110,48 @@ def test_logout_on_one_instance_is_refused_by_another(make_app):
 
 
 @needs_redis
-def test_session_marked_revoked_in_redis_is_refused(app, api, redis_client):
-    """Redis answers "revoked" without the database."""
+def test_session_marked_revoked_in_redis_is_refused_though_its_row_is_live(
+    app, api, redis_client
+):
+    """JWT-06: Redis answers "revoked" on its own, without waiting for the database."""
     tokens = api.signup_and_login()
-    key = f"{app.config['REDIS_KEY_PREFIX']}revoked-session:{sid_of(tokens.access_token)}"
+    assert api.me(tokens.access_token).status_code == 200
 
-    redis_client.set(key, "1", ex=60)
+    redis_client.set(revocation_key(app, tokens.access_token), "1", ex=60)
 
     assert_problem(api.me(tokens.access_token), 401, "invalid_token")
+    assert session_row(app, tokens.access_token).revoked_at is None
 
 
 @needs_redis
-def test_revocation_missing_from_redis_still_holds(app, api, redis_client):
-    """REL-05, REL-06: Redis flushed or restarted with old data; the database still says no."""
+def test_revocation_deleted_from_redis_still_holds(app, api, redis_client):
+    """REL-05: Redis restarted with old data (the key is gone); the database still says no."""
     tokens = api.signup_and_login()
     api.client.post("/api/v1/auth/logout", headers=tokens.headers)
-    for key in redis_client.scan_iter(match=app.config["REDIS_KEY_PREFIX"] + "*"):
-        redis_client.delete(key)
+    key = revocation_key(app, tokens.access_token)
+    assert redis_client.delete(key) == 1
 
     assert_problem(api.me(tokens.access_token), 401, "invalid_token")
+    assert session_row(app, tokens.access_token).revoked_at is not None
 
 
-def test_unreachable_redis_at_start_serves_degraded_and_says_so(make_app, caplog):
-    """REL-07: the service starts, logs that it is degraded, and serves from the database."""
-    with caplog.at_level(logging.WARNING, logger="gatehouse"):
-        app = make_app(REDIS_URL=UNREACHABLE, REDIS_SOCKET_TIMEOUT=0.2)
-
-    assert any("serving degraded from the database" in r.getMessage() for r in caplog.records)
-    api = ApiActions(app.test_client())
+@needs_redis
+def test_revocation_flushed_from_redis_still_holds(app, api, redis_client):
+    """REL-06: Redis flushed (every key of ours gone); revocations hold."""
     tokens = api.signup_and_login()
-    assert api.me(tokens.access_token).status_code == 200
-    assert api.client.post("/api/v1/auth/logout", headers=tokens.headers).status_code == 204
+    api.client.post("/api/v1/auth/logout", headers=tokens.headers)
+    prefix = app.config["REDIS_KEY_PREFIX"]
+    for key in redis_client.scan_iter(match=prefix + "*"):
+        redis_client.delete(key)
+    assert list(redis_client.scan_iter(match=prefix + "*")) == []
+
     assert_problem(api.me(tokens.access_token), 401, "invalid_token")
     assert api.refresh(tokens.refresh_token).status_code == 401
 
 
-def test_redis_failure_is_logged_once_per_outage(make_app, caplog):
-    """No log flood: one warning, then the cache is skipped for a while."""
-    app = make_app(REDIS_URL=UNREACHABLE, REDIS_SOCKET_TIMEOUT=0.2)
-    cache = app.extensions["gatehouse"].revocations
-    caplog.clear()  # the start-up warning; what follows must add none
-
-    with caplog.at_level(logging.WARNING, logger="gatehouse.revocation"):
-        for _ in range(5):
-            assert cache.is_revoked(uuid.uuid4()) is False
-            cache.publish([uuid.uuid4()])
-
-    assert [r for r in caplog.records if r.name == "gatehouse.revocation"] == []
-    assert cache.available is False
-
-
 @needs_redis
-def test_redis_coming_back_is_used_again(make_app, redis_client):
+def test_redis_coming_back_is_used_again(make_app):
+    """REL-04: after the back-off, a reachable Redis gets the revocations again."""
     app = make_app()
     cache = app.extensions["gatehouse"].revocations
     cache._failed("test", redis.ConnectionError("simulated"))
@@ -126,3 +162,55 @@ def test_redis_coming_back_is_used_again(make_app, redis_client):
 
     assert cache.is_revoked(session_id) is True
     assert cache.available is True
+
+
+# --- Redis unreachable ------------------------------------------------------------------------
+
+
+def test_app_with_unreachable_redis_starts_and_logs_degraded(make_app, caplog):
+    """REL-04, REL-07: the service starts and says it serves degraded from the database."""
+    with caplog.at_level(logging.WARNING, logger="gatehouse"):
+        app = make_app(REDIS_URL=UNREACHABLE, REDIS_SOCKET_TIMEOUT=0.2)
+
+    warnings = [
+        record
+        for record in caplog.records
+        if record.levelno == logging.WARNING and record.name == "gatehouse.revocation"
+    ]
+
+    assert any("serving degraded from the database" in r.getMessage() for r in warnings)
+    assert app.extensions["gatehouse"].revocations.available is False
+
+
+def test_login_me_and_logout_with_unreachable_redis_succeed(degraded_app):
+    """REL-04: no 500 when Redis is down."""
+    api = ApiActions(degraded_app.test_client())
+    tokens = api.signup_and_login()
+
+    assert api.me(tokens.access_token).status_code == 200
+    assert api.client.post("/api/v1/auth/logout", headers=tokens.headers).status_code == 204
+
+
+def test_logout_with_unreachable_redis_is_enforced_by_the_database(degraded_app):
+    """REL-04, JWT-06: every logout holds without Redis."""
+    api = ApiActions(degraded_app.test_client())
+    tokens = api.signup_and_login()
+    api.client.post("/api/v1/auth/logout", headers=tokens.headers)
+
+    assert_problem(api.me(tokens.access_token), 401, "invalid_token")
+    assert api.refresh(tokens.refresh_token).status_code == 401
+    assert session_row(degraded_app, tokens.access_token).revoked_at is not None
+
+
+def test_redis_failure_is_logged_once_per_outage(degraded_app, caplog):
+    """No log flood: one warning, then the cache is skipped for a while."""
+    cache = degraded_app.extensions["gatehouse"].revocations
+    caplog.clear()  # the start-up warning; what follows must add none
+
+    with caplog.at_level(logging.WARNING, logger="gatehouse.revocation"):
+        for _ in range(5):
+            assert cache.is_revoked(uuid.uuid4()) is False
+            cache.publish([uuid.uuid4()])
+
+    assert [r for r in caplog.records if r.name == "gatehouse.revocation"] == []
+    assert cache.available is False
