@@ -168,7 +168,7 @@ def load_config(
 
     if settings["DATABASE_URL"]:
         settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(settings["DATABASE_URL"])
-    _check(settings)
+    _check(settings, environ)
     return settings
 
 
@@ -180,7 +180,7 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def _check(settings: dict[str, Any]) -> None:
+def _check(settings: dict[str, Any], environ: dict[str, str]) -> None:
     if settings["JWT_ALGORITHM"] not in SUPPORTED_ALGORITHMS:
         raise ConfigurationError(
             f"JWT_ALGORITHM must be one of {', '.join(SUPPORTED_ALGORITHMS)}"
@@ -196,12 +196,16 @@ def _check(settings: dict[str, Any]) -> None:
     if not 0 <= settings["JWT_LEEWAY_SECONDS"] <= 60:
         raise ConfigurationError("JWT_LEEWAY_SECONDS must be between 0 and 60")
     if settings["ENV_NAME"] == "production":
-        _check_production(settings)
+        _check_production(settings, environ)
 
 
-def _check_production(settings: dict[str, Any]) -> None:
+def _check_production(settings: dict[str, Any], environ: dict[str, str]) -> None:
     if settings["DEBUG"]:
         raise ConfigurationError("production refuses to start with DEBUG on")
+    # `flask run --debug` sets FLASK_DEBUG and starts Werkzeug's interactive debugger whatever
+    # the app's DEBUG says; the same truthiness rule as flask.helpers.get_debug_flag.
+    if environ.get("FLASK_DEBUG", "").lower() not in ("", "0", "false", "no"):
+        raise ConfigurationError("production refuses to start with FLASK_DEBUG on")
     if not (settings["JWT_PRIVATE_KEY"] or settings["JWT_PRIVATE_KEY_FILE"]):
         raise ConfigurationError(
             "production needs a signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE"

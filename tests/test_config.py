@@ -39,6 +39,7 @@ def test_load_production_with_everything_set_returns_safe_settings():
         ({**PRODUCTION_ENV, "JWT_PRIVATE_KEY_FILE": ""}, "signing key"),
         ({**PRODUCTION_ENV, "DEBUG": "1"}, "DEBUG"),
         ({**PRODUCTION_ENV, "DEBUG": "true"}, "DEBUG"),
+        ({**PRODUCTION_ENV, "FLASK_DEBUG": "1"}, "FLASK_DEBUG"),
         (without(PRODUCTION_ENV, "DATABASE_URL"), "DATABASE_URL"),
         (without(PRODUCTION_ENV, "JWT_ISSUER"), "JWT_ISSUER"),
         ({**PRODUCTION_ENV, "ARGON2_MEMORY_COST": "8192"}, "Argon2"),
@@ -49,6 +50,7 @@ def test_load_production_with_everything_set_returns_safe_settings():
         "empty-key",
         "debug-1",
         "debug-true",
+        "flask-debug",
         "no-database",
         "no-issuer",
         "weak-memory",
@@ -65,6 +67,11 @@ def test_load_production_with_unsafe_settings_raises_one_line_reason(environ, re
     assert message.strip() == message
     assert "\n" not in message
     assert "\r" not in message
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", ""])
+def test_load_production_with_flask_debug_off_is_allowed(value):
+    assert load_config("production", environ={**PRODUCTION_ENV, "FLASK_DEBUG": value})
 
 
 def test_load_development_with_debug_on_is_allowed():
@@ -175,8 +182,8 @@ def test_load_production_defaults_keep_owasp_argon2_parameters():
     assert settings["ARGON2_PARALLELISM"] == 4
 
 
-def run_server(**environ: str) -> subprocess.CompletedProcess:
-    """Start ``run.py`` with a clean environment: none of the settings this shell may carry."""
+def run_server(*command: str, **environ: str) -> subprocess.CompletedProcess:
+    """Start ``run.py`` (or ``command``) with none of the settings this shell may carry."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -184,7 +191,7 @@ def run_server(**environ: str) -> subprocess.CompletedProcess:
     }
     env.update(environ)
     return subprocess.run(
-        [sys.executable, "run.py"],
+        list(command) or [sys.executable, "run.py"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -209,6 +216,28 @@ def test_run_py_in_production_without_key_exits_with_one_line(env_name):
     assert lines[0].startswith("gatehouse: refusing to start:")
     assert "signing key" in lines[0]
     assert result.stdout == ""
+
+
+def test_flask_run_debug_in_production_refuses_to_start():
+    """OPS-03: `flask run --debug` would serve Werkzeug's interactive debugger; refused."""
+    result = run_server(
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        "run",
+        "run",
+        "--debug",
+        GATEHOUSE_ENV="production",
+        DATABASE_URL="postgresql://gatehouse@127.0.0.1:1/unused",
+        JWT_ISSUER="https://auth.example.com",
+        JWT_PRIVATE_KEY_FILE="/nonexistent/key.pem",
+    )
+
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "gatehouse: refusing to start: production refuses to start with FLASK_DEBUG on"
+    )
 
 
 def test_run_py_with_unknown_environment_exits_with_one_line():
