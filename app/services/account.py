@@ -13,7 +13,14 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import CurrentPasswordIncorrect, EmailTaken, InvalidEmail, InvalidToken
+from app.errors import (
+    CurrentPasswordIncorrect,
+    EmailTaken,
+    FieldError,
+    InvalidEmail,
+    InvalidToken,
+    ValidationFailed,
+)
 from app.extensions import db
 from app.models import Account, AuthSession, Role
 from app.runtime import runtime
@@ -22,6 +29,11 @@ from app.services.sessions import end_sessions
 
 DEFAULT_ROLE = "user"
 UNSET: Any = object()
+# Bidirectional marks, embeddings, overrides and isolates: in a name they can make what a
+# person or an admin screen shows differ from what is stored ("Trojan Source", CVE-2021-42574).
+BIDI_CONTROLS = frozenset(
+    chr(code) for code in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+)
 
 
 def normalise_email(raw: str) -> tuple[str, str]:
@@ -165,6 +177,17 @@ def swap_password_hash(account_id: uuid.UUID, expected: str, new: str) -> bool:
 
 
 def _clean_display_name(display_name: str | None) -> str | None:
+    """Trimmed; blank means none. Raises ValidationFailed for bidirectional controls."""
     if display_name is None:
         return None
+    if not BIDI_CONTROLS.isdisjoint(display_name):
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "display_name",
+                    "invalid_characters",
+                    "contains bidirectional control characters",
+                )
+            ]
+        )
     return display_name.strip() or None

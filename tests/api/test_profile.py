@@ -73,10 +73,11 @@ def test_patch_me_with_empty_body_changes_nothing(client, app, api):
         ({"display_name": "x" * 101}, "display_name", "too_long"),
         ({"display_name": 42}, "display_name", "invalid_type"),
         ({"display_name": "tab\there"}, "display_name", "invalid_characters"),
+        ({"display_name": "Ada\u202enimda"}, "display_name", "invalid_characters"),
         ({"email": "eve@example.com"}, "email", "unknown_field"),
         ({"email_verified": True}, "email_verified", "unknown_field"),
     ],
-    ids=["too-long", "number", "control-char", "email", "email_verified"],
+    ids=["too-long", "number", "control-char", "bidi-override", "email", "email_verified"],
 )
 def test_patch_me_with_invalid_body_returns_400_and_changes_nothing(
     client, app, api, body, field, code

@@ -230,3 +230,38 @@ def test_signup_with_invalid_field_returns_400_naming_it(client, app, body, fiel
     ]
     assert count_rows(app, "accounts") == 0
     assert count_rows(app, "account_roles") == 0
+
+
+@pytest.mark.parametrize("mark", ["\u202e", "\u2066", "\u200f"], ids=["rlo", "lri", "rlm"])
+def test_signup_with_bidi_control_in_display_name_returns_400(client, app, mark):
+    """HTTP-02: "Trojan Source" names that display differently from what is stored."""
+    response = client.post(
+        "/api/v1/accounts",
+        json={
+            "email": "ada@example.com",
+            "password": STRONG_PASSWORD,
+            "display_name": f"Ada{mark}nimda",
+        },
+    )
+
+    problem = assert_problem(response, 400, "validation_failed")
+    assert problem["errors"] == [
+        {
+            "field": "display_name",
+            "code": "invalid_characters",
+            "detail": "contains bidirectional control characters",
+        }
+    ]
+    assert count_rows(app, "accounts") == 0
+
+
+def test_signup_with_emoji_joiner_sequence_in_display_name_keeps_it(client):
+    name = "Ada \U0001f469\u200d\U0001f4bb"  # woman technologist: a ZWJ sequence, not a control
+
+    response = client.post(
+        "/api/v1/accounts",
+        json={"email": "ada@example.com", "password": STRONG_PASSWORD, "display_name": name},
+    )
+
+    assert response.status_code == 201
+    assert response.get_json()["display_name"] == name
