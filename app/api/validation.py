@@ -65,9 +65,15 @@ def parse_json_body(model: Model) -> dict[str, Any]:
         raise UnsupportedMediaType()
     raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: werkzeug raises 413
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is None and limit is not None and len(raw) >= limit:
-        # A chunked body has no Content-Length; werkzeug stops reading it at the limit
-        # instead of refusing it, so refuse here what filled the whole allowance.
+    # A chunked body has no Content-Length; werkzeug stops reading it at the limit instead of
+    # refusing it. One more byte from the server's (terminated) stream tells a body of exactly
+    # the limit, which is allowed, from a longer one.
+    if (
+        request.content_length is None
+        and limit is not None
+        and len(raw) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
         raise RequestEntityTooLarge()
     try:
         body = json.loads(

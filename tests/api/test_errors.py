@@ -664,33 +664,58 @@ def test_invalid_request_id_is_replaced(env_client, incoming):
 # --- transport edge cases ---------------------------------------------------------------------
 
 
+def post_chunked(client, body: bytes):
+    """POST ``body`` without Content-Length, as a server that has de-chunked it presents it."""
+    return client.post(
+        LOGIN,
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def login_body_padded_to(size: int) -> bytes:
+    """A valid login body of exactly ``size`` bytes (JSON allows trailing whitespace)."""
+    body = json.dumps({"email": "ada@example.com", "password": STRONG_PASSWORD}).encode()
+    return body + b" " * (size - len(body))
+
+
 def test_chunked_body_over_the_size_limit_returns_413(env_client):
     """HTTP-03: no Content-Length (chunked): refused, not truncated into malformed JSON."""
     body = json.dumps({"email": "ada@example.com", "password": "x" * 200_000}).encode()
 
-    response = env_client.post(
-        LOGIN,
-        input_stream=io.BytesIO(body),
-        content_type="application/json",
-        # As a server that has already de-chunked the body presents it.
-        headers={"Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},
+    response = post_chunked(env_client, body)
+
+    assert_clean_problem(response, 413, "payload_too_large")
+
+
+def test_chunked_body_one_byte_over_the_size_limit_returns_413(env_app, env_client):
+    """HTTP-03."""
+    response = post_chunked(
+        env_client, login_body_padded_to(env_app.config["MAX_CONTENT_LENGTH"] + 1)
     )
 
     assert_clean_problem(response, 413, "payload_too_large")
 
 
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+def test_body_of_exactly_the_size_limit_is_read_whole(env_app, env_client, chunked):
+    """HTTP-03: the limit is inclusive, with or without Content-Length."""
+    body = login_body_padded_to(env_app.config["MAX_CONTENT_LENGTH"])
+
+    if chunked:
+        response = post_chunked(env_client, body)
+    else:
+        response = env_client.post(LOGIN, data=body, content_type="application/json")
+
+    assert_clean_problem(response, 401, "invalid_credentials")
+
+
 def test_small_chunked_body_is_read_whole(env_client):
     body = json.dumps({"email": "ada@example.com", "password": STRONG_PASSWORD}).encode()
 
-    response = env_client.post(
-        LOGIN,
-        input_stream=io.BytesIO(body),
-        content_type="application/json",
-        # As a server that has already de-chunked the body presents it.
-        headers={"Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},
-    )
+    response = post_chunked(env_client, body)
 
     assert_clean_problem(response, 401, "invalid_credentials")
 
