@@ -27,6 +27,10 @@ def _add_headers(response: Response) -> Response:
         # Werkzeug's slash redirects carry a small HTML page; the Location header is enough.
         response.set_data(b"")
         del headers["Content-Type"]
+    elif request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
+        # Flask's automatic OPTIONS answer: the Allow header is all of it, so no content.
+        response.status_code = 204
+        del headers["Content-Type"]
     request_id = getattr(g, "request_id", None)
     if request_id:
         headers["X-Request-ID"] = request_id

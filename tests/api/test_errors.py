@@ -728,3 +728,14 @@ def test_slash_redirect_carries_no_html(env_client):
     assert response.headers["Location"].endswith("/api/v1/")
     assert response.get_data() == b""
     assert "Content-Type" not in response.headers
+
+
+@pytest.mark.parametrize("path", [LOGIN, "/.well-known/jwks.json"])
+def test_options_answers_204_with_allow_and_no_html(env_client, path):
+    """HTTP-01: the automatic OPTIONS answer has no body and so no text/html type."""
+    response = env_client.options(path)
+
+    assert response.status_code == 204
+    assert "OPTIONS" in response.headers["Allow"]
+    assert response.get_data() == b""
+    assert "Content-Type" not in response.headers
