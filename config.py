@@ -42,6 +42,10 @@ class Config:
     JWT_ALGORITHM = "EdDSA"
     JWT_PRIVATE_KEY: str | None = None
     JWT_PRIVATE_KEY_FILE: str | None = None
+    # Public keys of rotated-out signing keys: they still verify (and are published in the JWKS)
+    # until the tokens they signed have expired; see the README's key rotation.
+    JWT_RETIRED_PUBLIC_KEYS: str | None = None
+    JWT_RETIRED_PUBLIC_KEYS_FILE: str | None = None
     # Development only: generate the key once and keep it in this file.
     JWT_GENERATE_KEY_FILE: str | None = None
     JWT_ISSUER = "http://127.0.0.1:5000"
@@ -118,6 +122,8 @@ ENV_OVERRIDES: dict[str, Callable[[str], Any]] = {
     "JWT_ALGORITHM": str,
     "JWT_PRIVATE_KEY": str,
     "JWT_PRIVATE_KEY_FILE": str,
+    "JWT_RETIRED_PUBLIC_KEYS": str,
+    "JWT_RETIRED_PUBLIC_KEYS_FILE": str,
     "JWT_ISSUER": str,
     "JWT_AUDIENCE": str,
     "JWT_LEEWAY_SECONDS": int,

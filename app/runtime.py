@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from app.clock import SystemClock
 from app.services.passwords import PasswordHasher
 from app.services.revocation import RevocationCache, build_revocation_cache
-from app.services.tokens import AccessTokenCodec, KeySet, load_signing_key
+from app.services.tokens import AccessTokenCodec, KeySet, load_retired_keys, load_signing_key
 
 EXTENSION_KEY = "gatehouse"
 
@@ -25,7 +25,7 @@ class Runtime:
 
 def build_runtime(app: Flask) -> Runtime:
     config = app.config
-    keys = KeySet(load_signing_key(config))
+    keys = KeySet(load_signing_key(config), load_retired_keys(config))
     runtime = Runtime(
         clock=SystemClock(),
         hasher=PasswordHasher(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -32,9 +33,11 @@ MAX_TOKEN_LENGTH = 4096
 
 @dataclass(frozen=True)
 class SigningKey:
+    """A key of our set; a retired key has only its public half and never signs."""
+
     kid: str
     algorithm: str
-    private_key: Any
+    private_key: Any | None
     public_key: Any
 
     def public_jwk(self) -> dict[str, str]:
@@ -68,14 +71,55 @@ def private_key_to_pem(private_key: Any) -> bytes:
 
 def signing_key_from_private(private_key: Any, algorithm: str) -> SigningKey:
     expected = ed25519.Ed25519PrivateKey if algorithm == "EdDSA" else ec.EllipticCurvePrivateKey
-    if not isinstance(private_key, expected) or (
-        algorithm == "ES256" and private_key.curve.name != "secp256r1"
-    ):
+    if not isinstance(private_key, expected):
         raise ConfigurationError(f"the signing key does not fit JWT_ALGORITHM={algorithm}")
-    public_key = private_key.public_key()
+    return _key_from_public(private_key.public_key(), algorithm, private_key, "the signing key")
+
+
+def _key_from_public(
+    public_key: Any, algorithm: str, private_key: Any | None, name: str
+) -> SigningKey:
+    expected = ed25519.Ed25519PublicKey if algorithm == "EdDSA" else ec.EllipticCurvePublicKey
+    if not isinstance(public_key, expected) or (
+        algorithm == "ES256" and public_key.curve.name != "secp256r1"
+    ):
+        raise ConfigurationError(f"{name} does not fit JWT_ALGORITHM={algorithm}")
     algorithm_class = OKPAlgorithm if algorithm == "EdDSA" else ECAlgorithm
     jwk = algorithm_class.to_jwk(public_key, as_dict=True)
     return SigningKey(_thumbprint(jwk), algorithm, private_key, public_key)
+
+
+_PUBLIC_KEY_PEM = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
+
+
+def load_retired_keys(config: dict[str, Any]) -> list[SigningKey]:
+    """The public keys that still verify tokens signed before a key rotation, and never sign.
+
+    From ``JWT_RETIRED_PUBLIC_KEYS`` (PEM text, one or more blocks) or
+    ``JWT_RETIRED_PUBLIC_KEYS_FILE``. Raises ConfigurationError when they cannot be used.
+    """
+    if config.get("JWT_RETIRED_PUBLIC_KEYS"):
+        pem = config["JWT_RETIRED_PUBLIC_KEYS"].encode()
+    elif config.get("JWT_RETIRED_PUBLIC_KEYS_FILE"):
+        try:
+            pem = Path(config["JWT_RETIRED_PUBLIC_KEYS_FILE"]).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read JWT_RETIRED_PUBLIC_KEYS_FILE: {exc.strerror}"
+            ) from None
+    else:
+        return []
+    blocks = _PUBLIC_KEY_PEM.findall(pem)
+    if not blocks and pem.strip():
+        raise ConfigurationError("the retired keys are not PEM public keys (BEGIN PUBLIC KEY)")
+    keys = []
+    for block in blocks:
+        try:
+            public_key = serialization.load_pem_public_key(block)
+        except (ValueError, TypeError):
+            raise ConfigurationError("a retired key is not a valid PEM public key") from None
+        keys.append(_key_from_public(public_key, config["JWT_ALGORITHM"], None, "a retired key"))
+    return keys
 
 
 def load_signing_key(config: dict[str, Any]) -> SigningKey:
@@ -127,7 +171,9 @@ class KeySet:
 
     def __init__(self, signing_key: SigningKey, retired: list[SigningKey] | None = None) -> None:
         self.signing_key = signing_key
-        self._by_kid = {key.kid: key for key in [signing_key, *(retired or [])]}
+        self._by_kid = {signing_key.kid: signing_key}
+        for key in retired or []:
+            self._by_kid.setdefault(key.kid, key)  # the signing key itself is never demoted
 
     def find(self, kid: Any) -> SigningKey | None:
         return self._by_kid.get(kid) if isinstance(kid, str) else None
