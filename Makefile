@@ -9,7 +9,7 @@ export FLASK_APP := run
 # `make run` is for development; production sets GATEHOUSE_ENV=production and its secrets.
 export GATEHOUSE_ENV ?= development
 
-.PHONY: run test lint check-migrations venv clean
+.PHONY: run test lint check-migrations bench venv clean
 
 run: $(STAMP)
 	$(BIN)/flask db upgrade
@@ -17,6 +17,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Figures, not a test: login timing for real vs unknown accounts (SECURITY.md LOG-02).
+bench: $(STAMP)
+	$(BIN)/python bench/login_timing.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
