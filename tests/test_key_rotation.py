@@ -7,6 +7,7 @@ rotation is: build with key A, build again with key B signing and A's public key
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.services.tokens import (
     generate_private_key,
@@ -42,27 +43,28 @@ def old_tokens(make_app, old_key):
     return api.signup_and_login()
 
 
+@pytest.fixture
+def rotated(make_app, old_key, old_tokens):
+    """The service restarted with a new signing key and ``old_key``'s public half retired."""
+    return make_app(
+        JWT_PRIVATE_KEY=new_private_pem(), JWT_RETIRED_PUBLIC_KEYS=public_pem_of(old_key)
+    )
+
+
 def kid_of(token: str) -> str:
     return jwt.get_unverified_header(token)["kid"]
 
 
-def test_token_signed_by_a_retired_key_still_works(make_app, old_key, old_tokens):
+def test_token_signed_by_a_retired_key_still_works(rotated, old_tokens):
     """JWT-11: after rotation, tokens of the old key pass while it is retired, not removed."""
-    rotated = make_app(
-        JWT_PRIVATE_KEY=new_private_pem(), JWT_RETIRED_PUBLIC_KEYS=public_pem_of(old_key)
-    )
-
     response = ApiActions(rotated.test_client()).me(old_tokens.access_token)
 
     assert response.status_code == 200
     assert response.get_json()["email"] == "ada@example.com"
 
 
-def test_after_rotation_new_tokens_are_signed_by_the_new_key(make_app, old_key, old_tokens):
+def test_after_rotation_new_tokens_are_signed_by_the_new_key(rotated, old_tokens):
     """JWT-11: a retired key never signs."""
-    rotated = make_app(
-        JWT_PRIVATE_KEY=new_private_pem(), JWT_RETIRED_PUBLIC_KEYS=public_pem_of(old_key)
-    )
     api = ApiActions(rotated.test_client())
 
     new_tokens = api.login()
@@ -75,13 +77,8 @@ def test_after_rotation_new_tokens_are_signed_by_the_new_key(make_app, old_key, 
     assert api.me(new_tokens.access_token).status_code == 200
 
 
-def test_after_rotation_jwks_lists_the_signing_key_first_then_the_retired_one(
-    make_app, old_key, old_tokens
-):
+def test_after_rotation_jwks_lists_the_signing_key_first_then_the_retired_one(rotated, old_tokens):
     """JWT-11: unique kids, public members only; verifiers elsewhere keep old tokens valid."""
-    rotated = make_app(
-        JWT_PRIVATE_KEY=new_private_pem(), JWT_RETIRED_PUBLIC_KEYS=public_pem_of(old_key)
-    )
     client = rotated.test_client()
     new_tokens = ApiActions(client).login()
 
@@ -158,3 +155,24 @@ def test_unusable_retired_keys_refuse_start_up(make_app, settings, reason):
         make_app(**settings)
 
     assert "\n" not in str(raised.value)
+
+
+def p384_private_pem() -> str:
+    return private_key_to_pem(ec.generate_private_key(ec.SECP384R1())).decode()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "key"),
+    [
+        ("EdDSA", lambda: new_private_pem("ES256")),
+        ("ES256", new_private_pem),
+        ("ES256", p384_private_pem),
+    ],
+    ids=["p256-for-eddsa", "ed25519-for-es256", "p384-for-es256"],
+)
+def test_signing_key_that_does_not_fit_the_algorithm_refuses_start_up(make_app, algorithm, key):
+    """OPS-03, JWT-01: the signing key must be of JWT_ALGORITHM (ES256 means the P-256 curve)."""
+    with pytest.raises(
+        ConfigurationError, match=f"the signing key does not fit JWT_ALGORITHM={algorithm}"
+    ):
+        make_app(JWT_ALGORITHM=algorithm, JWT_PRIVATE_KEY=key())

@@ -70,9 +70,7 @@ def private_key_to_pem(private_key: Any) -> bytes:
 
 
 def signing_key_from_private(private_key: Any, algorithm: str) -> SigningKey:
-    expected = ed25519.Ed25519PrivateKey if algorithm == "EdDSA" else ec.EllipticCurvePrivateKey
-    if not isinstance(private_key, expected):
-        raise ConfigurationError(f"the signing key does not fit JWT_ALGORITHM={algorithm}")
+    # The public half's type and curve decide whether the pair fits the algorithm.
     return _key_from_public(private_key.public_key(), algorithm, private_key, "the signing key")
 
 
@@ -98,16 +96,8 @@ def load_retired_keys(config: dict[str, Any]) -> list[SigningKey]:
     From ``JWT_RETIRED_PUBLIC_KEYS`` (PEM text, one or more blocks) or
     ``JWT_RETIRED_PUBLIC_KEYS_FILE``. Raises ConfigurationError when they cannot be used.
     """
-    if config.get("JWT_RETIRED_PUBLIC_KEYS"):
-        pem = config["JWT_RETIRED_PUBLIC_KEYS"].encode()
-    elif config.get("JWT_RETIRED_PUBLIC_KEYS_FILE"):
-        try:
-            pem = Path(config["JWT_RETIRED_PUBLIC_KEYS_FILE"]).read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read JWT_RETIRED_PUBLIC_KEYS_FILE: {exc.strerror}"
-            ) from None
-    else:
+    pem = _configured_pem(config, "JWT_RETIRED_PUBLIC_KEYS")
+    if pem is None:
         return []
     blocks = _PUBLIC_KEY_PEM.findall(pem)
     if not blocks and pem.strip():
@@ -130,25 +120,34 @@ def load_signing_key(config: dict[str, Any]) -> SigningKey:
     Raises ConfigurationError when there is none or it cannot be read.
     """
     algorithm = config["JWT_ALGORITHM"]
-    pem: bytes | None = None
-    if config.get("JWT_PRIVATE_KEY"):
-        pem = config["JWT_PRIVATE_KEY"].encode()
-    elif config.get("JWT_PRIVATE_KEY_FILE"):
-        try:
-            pem = Path(config["JWT_PRIVATE_KEY_FILE"]).read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read JWT_PRIVATE_KEY_FILE: {exc.strerror}") from None
-    elif config.get("JWT_GENERATE_KEY_FILE"):
+    pem = _configured_pem(config, "JWT_PRIVATE_KEY")
+    if pem is None and config.get("JWT_GENERATE_KEY_FILE"):
         pem = _generated_key_file(Path(config["JWT_GENERATE_KEY_FILE"]), algorithm)
-    elif config.get("TESTING"):
-        return signing_key_from_private(generate_private_key(algorithm), algorithm)
-    else:
+    if pem is None:
+        if config.get("TESTING"):
+            return signing_key_from_private(generate_private_key(algorithm), algorithm)
         raise ConfigurationError("no signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE")
     try:
         private_key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
         raise ConfigurationError("the signing key is not an unencrypted PEM private key") from None
     return signing_key_from_private(private_key, algorithm)
+
+
+def _configured_pem(config: dict[str, Any], setting: str) -> bytes | None:
+    """PEM from ``setting`` (the text itself) or else ``<setting>_FILE`` (a path); None if unset.
+
+    Raises ConfigurationError when the file cannot be read.
+    """
+    if config.get(setting):
+        return config[setting].encode()
+    path = config.get(f"{setting}_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {setting}_FILE: {exc.strerror}") from None
 
 
 def _generated_key_file(path: Path, algorithm: str) -> bytes:
