@@ -17,19 +17,17 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import MetaData, create_engine, text
+from sqlalchemy import MetaData, create_engine, text, tuple_
 
 from app import create_app
 from app.clock import FrozenClock
 from app.extensions import db
 from app.services.tokens import generate_private_key, private_key_to_pem
 from config import normalise_database_url
-from tests.helpers import ApiActions
+from tests.helpers import SEEDED_ROWS, ApiActions, primary_key_of
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("REDIS_URL")
-# Tables emptied after each test, children first; ``roles`` keeps the migration's rows.
-TABLES_TO_EMPTY = ("refresh_tokens", "sessions", "account_roles", "accounts")
 
 
 def pytest_report_header(config) -> list[str]:
@@ -59,6 +57,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     app = create_app("testing", {"DATABASE_URL": url})
     with app.app_context():
         upgrade()
+        # What the migrations seed (the built-in roles) survives every test; the rest goes.
+        with db.engine.connect() as connection:
+            for table in db.metadata.sorted_tables:
+                rows = connection.execute(table.select()).all()
+                SEEDED_ROWS[table.name] = {primary_key_of(table, row) for row in rows}
         db.engine.dispose()
     return url
 
@@ -85,7 +88,10 @@ def make_app(database_url: str, redis_prefix: str | None):
     """Build apps for one test: ``make_app()`` for testing, ``make_app("production")``…"""
     apps: list[Flask] = []
 
-    def build(config_name: str = "testing", **overrides: Any) -> Flask:
+    def build(
+        config_name: str = "testing", *, production_hashing: bool = False, **overrides: Any
+    ) -> Flask:
+        """``production_hashing=True`` keeps production's own Argon2 parameters."""
         settings: dict[str, Any] = {"DATABASE_URL": database_url}
         if redis_prefix is not None:
             settings.update(REDIS_URL=TEST_REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
@@ -93,11 +99,10 @@ def make_app(database_url: str, redis_prefix: str | None):
             settings.update(
                 JWT_PRIVATE_KEY=private_key_to_pem(generate_private_key("EdDSA")).decode(),
                 JWT_ISSUER="https://auth.example.test",
-                # OWASP's minimum keeps these tests quick while staying a valid production value.
-                ARGON2_TIME_COST=2,
-                ARGON2_MEMORY_COST=19456,
-                ARGON2_PARALLELISM=1,
             )
+            if not production_hashing:
+                # OWASP's minimum keeps these tests quick while staying a valid production value.
+                settings.update(ARGON2_TIME_COST=2, ARGON2_MEMORY_COST=19456, ARGON2_PARALLELISM=1)
         settings.update(overrides)
         app = create_app(config_name, settings)
         apps.append(app)
@@ -108,10 +113,16 @@ def make_app(database_url: str, redis_prefix: str | None):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+    # Every table the models declare, children first: a new table is never missed.
     engine = create_engine(normalise_database_url(database_url))
     with engine.begin() as connection:
-        for table in TABLES_TO_EMPTY:
-            connection.execute(text(f"DELETE FROM {table}"))
+        for table in reversed(db.metadata.sorted_tables):
+            statement = table.delete()
+            seeded = SEEDED_ROWS.get(table.name)
+            if seeded:
+                key = tuple_(*table.primary_key.columns)
+                statement = statement.where(key.not_in(list(seeded)))
+            connection.execute(statement)
     engine.dispose()
 
 

@@ -7,12 +7,14 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import Row, Table, text
 
 from app.extensions import db
 from app.runtime import runtime
 
 STRONG_PASSWORD = "correct horse battery staple"
+# Primary keys of the rows the migrations seed, per table; filled once per run by conftest.
+SEEDED_ROWS: dict[str, set[tuple[Any, ...]]] = {}
 
 
 @dataclass
@@ -85,3 +87,28 @@ def count_rows(app: Flask, table: str) -> int:
 def app_runtime(app: Flask):
     with app.app_context():
         return runtime()
+
+
+def primary_key_of(table: Table, row: Row) -> tuple[Any, ...]:
+    return tuple(row._mapping[column] for column in table.primary_key.columns)
+
+
+def snapshot(app: Flask) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table the models declare, as sortable text (DATA-01 checks)."""
+    state = {}
+    with app.app_context():
+        for table in db.metadata.sorted_tables:
+            rows = db.session.execute(table.select()).all()
+            state[table.name] = sorted(tuple(str(value) for value in row) for row in rows)
+    return state
+
+
+def rows_beyond_seed(app: Flask) -> dict[str, int]:
+    """Per table, how many rows exist besides what the migrations seed."""
+    counts = {}
+    with app.app_context():
+        for table in db.metadata.sorted_tables:
+            rows = db.session.execute(table.select()).all()
+            seeded = SEEDED_ROWS.get(table.name, set())
+            counts[table.name] = sum(primary_key_of(table, row) not in seeded for row in rows)
+    return counts

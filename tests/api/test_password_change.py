@@ -103,16 +103,3 @@ def test_password_change_with_missing_field_returns_400(client, api):
     assert body["errors"] == [
         {"field": "current_password", "code": "missing", "detail": "is required"}
     ]
-
-
-def test_password_change_without_token_returns_401(client, app, api):
-    api.signup()
-    before = _password_hash(app)
-
-    response = client.post(
-        "/api/v1/accounts/me/password",
-        json={"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD},
-    )
-
-    assert_problem(response, 401, "authentication_required")
-    assert _password_hash(app) == before

@@ -25,14 +25,6 @@ def test_get_me_returns_the_callers_account(client, api):
     assert "argon2" not in response.get_data(as_text=True)
 
 
-def test_get_me_without_token_returns_401_with_bare_challenge(client):
-    """JWT-09."""
-    response = client.get("/api/v1/accounts/me")
-
-    assert_problem(response, 401, "authentication_required")
-    assert response.headers["WWW-Authenticate"] == "Bearer"
-
-
 def test_patch_me_sets_the_display_name(client, app, api):
     tokens = api.signup_and_login()
 
@@ -97,11 +89,3 @@ def test_patch_me_with_invalid_body_returns_400_and_changes_nothing(
             "ada@example.com",
             False,
         )
-
-
-def test_patch_me_without_token_returns_401(client, api):
-    api.signup()
-
-    response = client.patch("/api/v1/accounts/me", json={"display_name": "Eve"})
-
-    assert_problem(response, 401, "authentication_required")

@@ -10,7 +10,8 @@ PUBLIC = {("post", "/accounts"), ("post", "/auth/login"), ("post", "/auth/refres
 
 
 def test_every_route_outside_the_public_list_requires_a_token(client):
-    """ADM-01: walk the OpenAPI document; each protected operation answers 401 without a token."""
+    """ADM-01, JWT-09: every protected operation in the OpenAPI document answers 401 without a
+    token, with the bare `WWW-Authenticate: Bearer` challenge."""
     spec = client.get("/api/v1/swagger.json").get_json()
     operations = [
         (method, path)

@@ -219,26 +219,6 @@ def test_unknown_crit_header_is_refused(api, legit, signing_key):
 # --- JWT-03: times and required claims ------------------------------------------------------
 
 
-def test_expired_token_is_refused(api, legit, signing_key):
-    """JWT-03."""
-    _, _, claims = legit
-    now = int(time.time())
-    token = sign_with_our_key(
-        signing_key, {**claims, "iat": now - 1000, "nbf": now - 1000, "exp": now - 61}
-    )
-
-    assert_invalid_token(api.me(token))
-
-
-def test_token_expired_within_the_leeway_is_accepted(api, legit, signing_key):
-    """JWT-03: leeway <= 60 s."""
-    _, _, claims = legit
-    now = int(time.time())
-    token = sign_with_our_key(signing_key, {**claims, "iat": now - 900, "exp": now - 30})
-
-    assert api.me(token).status_code == 200
-
-
 def test_token_past_its_lifetime_and_leeway_by_the_apps_clock_is_refused(api, clock):
     """JWT-03: times are judged by the service's (injected) clock."""
     tokens = api.signup_and_login()

@@ -2,7 +2,7 @@
 
 import pytest
 from argon2 import PasswordHasher as Argon2Hasher
-from argon2 import extract_parameters
+from argon2 import Type, extract_parameters
 
 from app.errors import PasswordMatchesEmail, PasswordTooLong, PasswordTooShort
 from app.services.passwords import PasswordHasher, check_password_policy
@@ -77,12 +77,20 @@ def test_weaker_hash_needs_rehash_and_equal_one_does_not():
 
 
 def test_production_app_hashes_with_argon2_cffi_defaults(make_app):
-    """PWD-06: production's real parameters (t=3, m=64 MiB, p=4) are above OWASP's minimum."""
-    app = make_app("production", ARGON2_TIME_COST=3, ARGON2_MEMORY_COST=65536, ARGON2_PARALLELISM=4)
+    """PWD-06: production, with no Argon2 setting given, hashes with argon2-cffi's defaults.
+
+    Nothing is overridden here, so lowering production's parameters makes this fail.
+    """
+    app = make_app("production", production_hashing=True)
 
     stored = app.extensions["gatehouse"].hasher.hash("a production password")
 
+    library = Argon2Hasher()  # RFC 9106 low-memory profile: t=3, m=64 MiB, p=4
     parameters = extract_parameters(stored)
-    assert (parameters.type.name, parameters.time_cost, parameters.memory_cost) == ("ID", 3, 65536)
-    assert parameters.parallelism == 4
+    assert parameters.type is Type.ID
+    assert (parameters.time_cost, parameters.memory_cost, parameters.parallelism) == (
+        library.time_cost,
+        library.memory_cost,
+        library.parallelism,
+    )
     assert parameters.memory_cost >= 19456 and parameters.time_cost >= 2
