@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 
@@ -103,6 +105,54 @@ CONFIGS: dict[str, type[Config]] = {
 }
 
 
+class Settings(BaseModel):
+    """The typed settings the services read: one object, built once per app by ``create_app``.
+
+    Each field is the lower-case name of a setting above (``JWT_ISSUER`` is ``jwt_issuer``).
+    Flask's and its extensions' own keys (``SQLALCHEMY_*``, ``RESTX_*``) stay in ``app.config``.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", alias_generator=str.upper, validate_by_name=True
+    )
+
+    env_name: str
+    debug: bool
+    testing: bool
+
+    database_url: str | None = Field(description="SQLAlchemy URL of the database")
+    redis_url: str | None = Field(description="Redis URL; shared client for rate limits")
+    redis_key_prefix: str = Field(description="Prefix of every Redis key")
+    redis_socket_timeout: float = Field(description="Seconds before a Redis call gives up")
+
+    jwt_algorithm: str = Field(description="EdDSA (Ed25519) or ES256 (P-256)")
+    jwt_private_key: str | None = Field(description="PEM (PKCS#8) signing key")
+    jwt_private_key_file: str | None = Field(description="File holding the PEM signing key")
+    jwt_retired_public_keys: str | None = Field(description="PEM public keys that still verify")
+    jwt_retired_public_keys_file: str | None = Field(description="File of retired public keys")
+    jwt_generate_key_file: str | None = Field(description="Development: generated key file")
+    jwt_issuer: str | None = Field(description="iss of every token, matched exactly")
+    jwt_audience: str = Field(description="aud of every token")
+    jwt_leeway_seconds: int = Field(description="Clock skew allowed (0 to 60)")
+    access_token_lifetime_seconds: int = Field(description="Access-token life")
+    refresh_token_lifetime_seconds: int = Field(description="Refresh-token life (idle limit)")
+    session_lifetime_seconds: int = Field(description="Absolute session life")
+
+    argon2_time_cost: int = Field(description="Argon2id passes")
+    argon2_memory_cost: int = Field(description="Argon2id memory in KiB")
+    argon2_parallelism: int = Field(description="Argon2id lanes")
+    password_min_length: int = Field(description="Shortest password, in code points")
+    password_max_length: int = Field(description="Longest password, in code points")
+
+    max_content_length: int = Field(description="Largest request body in bytes")
+    hsts_enabled: bool = Field(description="Send Strict-Transport-Security")
+    log_level: str = Field(description="Level of the gatehouse logger")
+
+
+# Settings that never come from the environment: the environment's own name, and testing.
+NOT_FROM_ENVIRONMENT = frozenset({"ENV_NAME", "TESTING", "JWT_GENERATE_KEY_FILE"})
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -112,32 +162,20 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
-# Settings that may come from the environment, with how to parse them.
+def _parser_for(annotation: Any) -> Callable[[str], Any]:
+    """The parser of an environment variable, from the setting's declared type."""
+    if annotation is bool:
+        return _bool
+    if annotation in (int, float):
+        return annotation
+    return str
+
+
+# Settings that may come from the environment, with how to parse them: every typed setting.
 ENV_OVERRIDES: dict[str, Callable[[str], Any]] = {
-    "DEBUG": _bool,
-    "DATABASE_URL": str,
-    "REDIS_URL": str,
-    "REDIS_KEY_PREFIX": str,
-    "REDIS_SOCKET_TIMEOUT": float,
-    "JWT_ALGORITHM": str,
-    "JWT_PRIVATE_KEY": str,
-    "JWT_PRIVATE_KEY_FILE": str,
-    "JWT_RETIRED_PUBLIC_KEYS": str,
-    "JWT_RETIRED_PUBLIC_KEYS_FILE": str,
-    "JWT_ISSUER": str,
-    "JWT_AUDIENCE": str,
-    "JWT_LEEWAY_SECONDS": int,
-    "ACCESS_TOKEN_LIFETIME_SECONDS": int,
-    "REFRESH_TOKEN_LIFETIME_SECONDS": int,
-    "SESSION_LIFETIME_SECONDS": int,
-    "ARGON2_TIME_COST": int,
-    "ARGON2_MEMORY_COST": int,
-    "ARGON2_PARALLELISM": int,
-    "PASSWORD_MIN_LENGTH": int,
-    "PASSWORD_MAX_LENGTH": int,
-    "MAX_CONTENT_LENGTH": int,
-    "HSTS_ENABLED": _bool,
-    "LOG_LEVEL": str,
+    name.upper(): _parser_for(field.annotation)
+    for name, field in Settings.model_fields.items()
+    if name.upper() not in NOT_FROM_ENVIRONMENT
 }
 
 SUPPORTED_ALGORITHMS = ("EdDSA", "ES256")
@@ -178,6 +216,16 @@ def load_config(
     return settings
 
 
+def typed_settings(config: dict[str, Any]) -> Settings:
+    """The typed view of ``load_config``'s result. Raises ConfigurationError on a wrong type."""
+    try:
+        return Settings.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "settings"
+        raise ConfigurationError(f"{name}: {first['msg']}") from None
+
+
 def normalise_database_url(url: str) -> str:
     """Select the psycopg 3 driver for plain ``postgresql://`` URLs."""
     for prefix in ("postgresql://", "postgres://"):
@@ -188,9 +236,7 @@ def normalise_database_url(url: str) -> str:
 
 def _check(settings: dict[str, Any], environ: dict[str, str]) -> None:
     if settings["JWT_ALGORITHM"] not in SUPPORTED_ALGORITHMS:
-        raise ConfigurationError(
-            f"JWT_ALGORITHM must be one of {', '.join(SUPPORTED_ALGORITHMS)}"
-        )
+        raise ConfigurationError(f"JWT_ALGORITHM must be one of {', '.join(SUPPORTED_ALGORITHMS)}")
     if settings["PASSWORD_MIN_LENGTH"] < 8:
         raise ConfigurationError("PASSWORD_MIN_LENGTH must be at least 8")
     if settings["PASSWORD_MAX_LENGTH"] < max(64, settings["PASSWORD_MIN_LENGTH"]):

@@ -8,12 +8,11 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from app import http
+from app import api, cli, http, surfaces
 from app import logging as app_logging
-from app.errors import render_problem
 from app.extensions import db, migrate
 from app.runtime import build_runtime
-from config import BASE_DIR, INSTANCE_DIR, load_config
+from config import BASE_DIR, INSTANCE_DIR, load_config, typed_settings
 
 MIGRATIONS_DIR = BASE_DIR / "migrations"
 
@@ -21,12 +20,15 @@ MIGRATIONS_DIR = BASE_DIR / "migrations"
 def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     """Build the application for ``config_name`` (default: ``GATEHOUSE_ENV``, else production).
 
-    Raises ConfigurationError when the settings are unsafe or incomplete.
+    Wires settings, extensions, surfaces, blueprints and CLI commands; opens no connection
+    (the database and Redis are reached on first use). Raises ConfigurationError when the
+    settings are unsafe or incomplete.
     """
-    settings = load_config(config_name, overrides)
+    config = load_config(config_name, overrides)
+    settings = typed_settings(config)
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), static_folder=None)
-    app.config.from_mapping(settings)
-    if app.config["ENV_NAME"] == "development":
+    app.config.from_mapping(config)
+    if settings.env_name == "development":
         # Home of the development SQLite file and signing key.
         INSTANCE_DIR.mkdir(exist_ok=True)
 
@@ -37,15 +39,11 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     )
     with app.app_context():
         _configure_engine(db.engine)
-    build_runtime(app)
+    build_runtime(app, settings)
+    surfaces.init_app(app)
     http.init_app(app)
-
-    from app.api import blueprint as api_blueprint
-    from app.api.jwks import blueprint as jwks_blueprint
-
-    app.register_blueprint(api_blueprint)
-    app.register_blueprint(jwks_blueprint)
-    app.register_error_handler(Exception, render_problem)
+    api.init_app(app)
+    cli.init_app(app)
     return app
 
 

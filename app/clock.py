@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 
 class SystemClock:
@@ -23,3 +24,7 @@ class FrozenClock:
 
     def advance(self, **delta: float) -> None:
         self.current += timedelta(**delta)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

@@ -1,18 +1,21 @@
-"""Every failure the service can answer with, and the one function that renders them.
+"""Every failure the service can answer with: the one catalogue of error codes.
 
 Each domain error carries its HTTP ``status``, a stable snake_case ``code`` (never changed once
-shipped) and a ``title``. :func:`render_problem` turns a domain error, a werkzeug HTTP error or
-an unexpected crash into an RFC 9457 ``application/problem+json`` response.
+shipped) and a ``title``. :func:`problem_from` turns a domain error, a werkzeug HTTP error or
+an unexpected crash into a :class:`Problem`, the same whatever part of the service answers;
+each surface (``app/surfaces.py``) then renders it in its own format: an RFC 9457
+``application/problem+json`` document for the API (:func:`problem_json`), and later RFC 6749
+errors for an OAuth endpoint or an HTML page for a browser flow.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flask import Response, current_app, g, has_request_context, request
+from flask import Response, g, has_request_context, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -20,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger("gatehouse.errors")
 
 PROBLEM_TYPE_PREFIX = "urn:gatehouse:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 @dataclass(frozen=True)
@@ -124,12 +128,10 @@ class CurrentPasswordIncorrect(FieldRuleBroken):
 
 
 class Unauthenticated(DomainError):
-    """Base of every 401; RFC 9110 wants each to name the scheme that would work."""
+    """Base of every 401. RFC 9110 wants each to carry a ``WWW-Authenticate`` challenge; the
+    API layer picks it for the credential that failed (``app/api/security.py``)."""
 
     status = 401
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": "Bearer"}
 
 
 class InvalidCredentials(Unauthenticated):
@@ -146,9 +148,6 @@ class InvalidToken(Unauthenticated):
     """Any access token that is malformed, forged, expired or of an ended session."""
 
     status, code, title = 401, "invalid_token", "The access token is invalid"
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 class InvalidRefreshToken(Unauthenticated):
@@ -167,8 +166,36 @@ class SessionRevoked(Unauthenticated):
     status, code, title = 401, "session_revoked", "The session has ended"
 
 
+class MultipleCredentials(DomainError):
+    """Two credentials in one request (two Authorization headers, or a token and a cookie):
+    which one speaks for the caller would be a guess, so neither does (RFC 6750 §3.1)."""
+
+    status, code, title = 400, "multiple_credentials", "More than one credential was sent"
+
+
+# --- Authorisation ------------------------------------------------------------------------
+
+
 class Forbidden(DomainError):
+    """The caller is known but lacks a role the operation needs."""
+
     status, code, title = 403, "forbidden", "Not allowed"
+
+
+class InsufficientScope(DomainError):
+    """The credential is restricted to scopes that do not cover the operation (RFC 6750)."""
+
+    status, code, title = 403, "insufficient_scope", "The credential's scopes do not allow this"
+
+    def __init__(self, required: tuple[str, ...]) -> None:
+        super().__init__(f"Needs the scopes: {' '.join(required)}.")
+        self.required = required
+
+
+class ReauthenticationRequired(DomainError):
+    """A sensitive operation needs a recent login (SECURITY.md SES-09)."""
+
+    status, code, title = 403, "reauthentication_required", "Log in again to do this"
 
 
 # --- Infrastructure -----------------------------------------------------------------------
@@ -202,74 +229,70 @@ HTTP_CODES = {
     503: "service_unavailable",
 }
 # Headers of a werkzeug error worth passing on (the rest describe its HTML page).
-HTTP_HEADERS_KEPT = ("Allow", "Retry-After", "WWW-Authenticate")
+HTTP_HEADERS_KEPT = ("Allow", "Retry-After")
+HTTP_DETAILS = {
+    404: "No resource at this address.",
+    405: "This method is not allowed here.",
+    413: "The request body is too large.",
+}
 
 
-def problem_response(
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Response:
-    """Build an ``application/problem+json`` response."""
+@dataclass(frozen=True)
+class Problem:
+    """A failure as every surface sees it, before it is rendered in that surface's format."""
+
+    status: int
+    code: str
+    title: str
+    detail: str
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_header(self, name: str, value: str) -> Problem:
+        return replace(self, headers={**self.headers, name: value})
+
+
+INTERNAL_ERROR = Problem(
+    500, "internal_error", "Internal server error", "An unexpected error occurred."
+)
+
+
+def problem_from(error: BaseException) -> Problem:
+    """Classify any exception; crashes are logged with the request id, never described."""
+    if isinstance(error, DomainError):
+        return Problem(
+            error.status, error.code, error.title, error.detail, error.headers(), error.extra()
+        )
+    if isinstance(error, HTTPException) and error.code:
+        status = error.code
+        headers = {name: value for name, value in error.get_headers() if name in HTTP_HEADERS_KEPT}
+        detail = HTTP_DETAILS.get(status, error.name + ".")
+        return Problem(status, HTTP_CODES.get(status, "http_error"), error.name, detail, headers)
+    if _is_database_unavailable(error):
+        log.error("database unavailable: %s", type(error).__name__, exc_info=error)
+        return problem_from(ServiceUnavailable())
+    log.error("unhandled error (request_id=%s)", getattr(g, "request_id", None), exc_info=error)
+    return INTERNAL_ERROR
+
+
+def problem_json(problem: Problem) -> Response:
+    """Render ``problem`` as an RFC 9457 ``application/problem+json`` response."""
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_PREFIX + code,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
+        "type": PROBLEM_TYPE_PREFIX + problem.code,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "code": problem.code,
     }
     if has_request_context():
         body["instance"] = request.path
         request_id = getattr(g, "request_id", None)
         if request_id:
             body["request_id"] = request_id
-    body.update(extra or {})
-    response = Response(
-        json.dumps(body), status=status, mimetype="application/problem+json"
-    )
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
+    body.update(problem.extra)
+    response = Response(json.dumps(body), status=problem.status, mimetype=PROBLEM_MEDIA_TYPE)
+    response.headers.update(problem.headers)
     return response
-
-
-def render_problem(error: BaseException) -> Response:
-    """Render any exception as a problem document; crashes are logged, never described."""
-    _rollback()
-    if isinstance(error, DomainError):
-        return problem_response(
-            error.status, error.code, error.title, error.detail, error.headers(), error.extra()
-        )
-    if isinstance(error, HTTPException) and error.code:
-        return _render_http_exception(error)
-    if _is_database_unavailable(error):
-        log.error("database unavailable: %s", type(error).__name__, exc_info=error)
-        return render_problem(ServiceUnavailable())
-    log.error(
-        "unhandled error (request_id=%s)", getattr(g, "request_id", None), exc_info=error
-    )
-    return problem_response(
-        500, "internal_error", "Internal server error", "An unexpected error occurred."
-    )
-
-
-def _render_http_exception(error: HTTPException) -> Response:
-    status = error.code or 500
-    code = HTTP_CODES.get(status, "http_error")
-    title = error.name
-    headers = {
-        name: value
-        for name, value in error.get_headers()
-        if name in HTTP_HEADERS_KEPT
-    }
-    detail = {
-        404: "No resource at this address.",
-        405: "This method is not allowed here.",
-        413: "The request body is too large.",
-    }.get(status, title + ".")
-    return problem_response(status, code, title, detail, headers)
 
 
 def _is_database_unavailable(error: BaseException) -> bool:
@@ -278,14 +301,3 @@ def _is_database_unavailable(error: BaseException) -> bool:
     return isinstance(error, OperationalError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     )
-
-
-def _rollback() -> None:
-    # A failed request must leave the database as it was.
-    from app.extensions import db
-
-    try:
-        if current_app and "sqlalchemy" in current_app.extensions:
-            db.session.rollback()
-    except Exception:  # the database may be the thing that failed
-        log.warning("rollback after error failed", exc_info=True)

@@ -1,19 +1,68 @@
-"""Request ids and the headers every response carries."""
+"""The HTTP layer under every blueprint: request ids, body size, headers on every answer.
+
+Which security headers an answer gets beyond the common ones (CSP, caching) is its surface's
+choice (``app/surfaces.py``), made per blueprint.
+"""
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_content_length
+
+from app.surfaces import current_surface
 
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
-DOCS_PREFIXES = ("/api/v1/docs", "/swaggerui/", "/api/v1/swagger.json")
+_OVERSIZED_KEY = "gatehouse.body_too_large"
 
 
 def init_app(app: Flask) -> None:
+    app.wsgi_app = BoundedChunkedBody(app.wsgi_app, lambda: app.config["MAX_CONTENT_LENGTH"])
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_oversized_body)
     app.after_request(_add_headers)
+
+
+class BoundedChunkedBody:
+    """WSGI middleware: a body without ``Content-Length`` (chunked) gets one, or a 413.
+
+    Werkzeug stops reading such a body at ``MAX_CONTENT_LENGTH`` instead of refusing it, so a
+    larger one would reach a parser cut short. Here it is read up to one byte past the limit:
+    a body of exactly the limit is passed on whole, with its length; a longer one is marked and
+    refused with 413 before any view runs, whatever the endpoint parses (JSON, forms).
+    """
+
+    def __init__(self, wsgi_app: Any, limit: Any) -> None:
+        self.wsgi_app = wsgi_app
+        self.limit = limit
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        limit = self.limit()
+        # Werkzeug's rule: a chunked body's Content-Length (if any) means nothing.
+        if limit is not None and get_content_length(environ) is None and environ.get(
+            "wsgi.input_terminated"
+        ):
+            body = environ["wsgi.input"].read(limit + 1)
+            if len(body) > limit:
+                environ[_OVERSIZED_KEY] = True
+                body = b""
+            # From here on the body is an ordinary one of known length.
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ.pop("wsgi.input_terminated", None)
+        return self.wsgi_app(environ, start_response)
+
+
+def _refuse_oversized_body() -> None:
+    if request.environ.get(_OVERSIZED_KEY):
+        raise RequestEntityTooLarge()
 
 
 def _assign_request_id() -> None:
@@ -36,14 +85,12 @@ def _add_headers(response: Response) -> Response:
         headers["X-Request-ID"] = request_id
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
-    if not request.path.startswith(DOCS_PREFIXES):
-        # The docs page runs scripts; everything else is data and needs none.
-        headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
-        if "Cache-Control" not in headers:
-            # Answers carry personal data or tokens: never store them.
-            headers["Cache-Control"] = "no-store"
-            headers["Pragma"] = "no-cache"
+    surface = current_surface()
+    headers.update(surface.headers)
+    if surface.cache_control and "Cache-Control" not in headers:
+        headers["Cache-Control"] = surface.cache_control
+        if surface.cache_control == "no-store":
+            headers["Pragma"] = "no-cache"  # HTTP/1.0 caches
     if current_app.config["HSTS_ENABLED"]:
         headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     return response
-

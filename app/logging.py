@@ -11,9 +11,7 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(messa
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = (
-            getattr(g, "request_id", "-") if has_request_context() else "-"
-        )
+        record.request_id = getattr(g, "request_id", "-") if has_request_context() else "-"
         return True
 
 

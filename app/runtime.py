@@ -1,46 +1,55 @@
-"""The per-app collaborators the services use, built once by ``create_app``."""
+"""The per-app collaborators the services use, built once by ``create_app`` without network I/O."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask, current_app
 
-from app.clock import SystemClock
-from app.services.passwords import PasswordHasher
-from app.services.revocation import RevocationCache, build_revocation_cache
+from app.clock import Clock, SystemClock
+from app.redis_client import SharedRedis, build_shared_redis
+from app.services.passwords import PasswordHasher, PasswordPolicy
 from app.services.tokens import AccessTokenCodec, KeySet, load_retired_keys, load_signing_key
+from config import Settings
 
 EXTENSION_KEY = "gatehouse"
 
 
 @dataclass
 class Runtime:
-    clock: Any
+    settings: Settings
+    clock: Clock
     hasher: PasswordHasher
+    password_policy: PasswordPolicy
     tokens: AccessTokenCodec
-    revocations: RevocationCache
+    redis: SharedRedis
 
 
-def build_runtime(app: Flask) -> Runtime:
-    config = app.config
-    keys = KeySet(load_signing_key(config), load_retired_keys(config))
+def build_runtime(app: Flask, settings: Settings) -> Runtime:
+    keys = KeySet(load_signing_key(settings), load_retired_keys(settings))
     runtime = Runtime(
+        settings=settings,
         clock=SystemClock(),
         hasher=PasswordHasher(
-            time_cost=config["ARGON2_TIME_COST"],
-            memory_cost=config["ARGON2_MEMORY_COST"],
-            parallelism=config["ARGON2_PARALLELISM"],
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_cost,
+            parallelism=settings.argon2_parallelism,
+        ),
+        password_policy=PasswordPolicy(
+            min_length=settings.password_min_length, max_length=settings.password_max_length
         ),
         tokens=AccessTokenCodec(
             keys,
-            issuer=config["JWT_ISSUER"],
-            audience=config["JWT_AUDIENCE"],
-            lifetime_seconds=config["ACCESS_TOKEN_LIFETIME_SECONDS"],
-            leeway_seconds=config["JWT_LEEWAY_SECONDS"],
+            issuer=settings.jwt_issuer or "",
+            audience=settings.jwt_audience,
+            lifetime_seconds=settings.access_token_lifetime_seconds,
+            leeway_seconds=settings.jwt_leeway_seconds,
         ),
-        revocations=build_revocation_cache(config),
+        redis=build_shared_redis(
+            settings.redis_url,
+            prefix=settings.redis_key_prefix,
+            socket_timeout=settings.redis_socket_timeout,
+        ),
     )
     app.extensions[EXTENSION_KEY] = runtime
     return runtime
@@ -48,3 +57,8 @@ def build_runtime(app: Flask) -> Runtime:
 
 def runtime() -> Runtime:
     return current_app.extensions[EXTENSION_KEY]
+
+
+def settings() -> Settings:
+    """The current app's typed settings."""
+    return runtime().settings

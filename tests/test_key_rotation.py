@@ -14,7 +14,7 @@ from app.services.tokens import (
     load_retired_keys,
     private_key_to_pem,
 )
-from config import ConfigurationError
+from config import ConfigurationError, load_config, typed_settings
 from tests.helpers import ApiActions, assert_problem
 
 
@@ -116,7 +116,9 @@ def test_retired_keys_load_from_a_file_with_several_pem_blocks(tmp_path):
     path = tmp_path / "retired.pem"
     path.write_text(first + "\n" + second)
 
-    keys = load_retired_keys({"JWT_RETIRED_PUBLIC_KEYS_FILE": str(path), "JWT_ALGORITHM": "EdDSA"})
+    settings = typed_settings(load_config("testing", {"JWT_RETIRED_PUBLIC_KEYS_FILE": str(path)}))
+
+    keys = load_retired_keys(settings)
 
     assert len({key.kid for key in keys}) == 2
     assert all(key.private_key is None for key in keys)

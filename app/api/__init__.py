@@ -1,35 +1,61 @@
-"""The REST API: a Flask-RESTx ``Api`` on a blueprint mounted at ``/api/v1``."""
+"""The REST API: a Flask-RESTx ``Api`` on a blueprint mounted at ``/api/v1``.
+
+Its surface (``app/surfaces.py``): errors are RFC 9457 problem documents, each 401 (and 403
+for scopes) with the challenge ``app/api/security.py`` picks; every answer carries a CSP that
+allows nothing and ``Cache-Control: no-store``. The OpenAPI document is completed from what the
+operations declare (``app/api/openapi.py``).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, Flask, Response
 from flask_restx import Api
 
-from app.errors import render_problem
+from app import surfaces
+from app.api import security
+from app.api.openapi import complete_spec
+from app.errors import problem_from, problem_json
 
 
-class ProblemApi(Api):
-    """An ``Api`` whose every error, raised in any endpoint, is a problem document.
+def render_api_error(error: BaseException) -> Response:
+    problem = problem_from(error)
+    challenge = security.challenge_for(problem)
+    if challenge:
+        problem = problem.with_header("WWW-Authenticate", challenge)
+    return problem_json(problem)
+
+
+class GatehouseApi(Api):
+    """An ``Api`` whose errors are this surface's, and whose document tells the truth.
 
     RESTx otherwise answers errors from its endpoints with its own JSON shape and, with
     TESTING off, turns unknown exceptions into bare 500s; here one renderer answers them all.
     """
 
-    def handle_error(self, e: Exception):
-        return render_problem(e)
+    def handle_error(self, e: Exception) -> Response:
+        return render_api_error(e)
+
+    @property
+    def __schema__(self) -> dict[str, Any]:
+        if not self._schema:
+            self._schema = complete_spec(self, super().__schema__)
+        return self._schema
 
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
-api = ProblemApi(
+api = GatehouseApi(
     blueprint,
     title="Gatehouse API",
     version="1.0",
     description=(
-        "Accounts and authentication. Errors are RFC 9457 problem documents "
-        "(application/problem+json) with a stable `code`."
+        "Accounts and authentication. Every error is an RFC 9457 problem document "
+        "(`application/problem+json`) with a stable `code`; an unknown path answers 404 "
+        "`not_found` and a method a path does not support 405 `method_not_allowed` with `Allow`."
     ),
-    doc="/docs",
+    doc=False,  # the Swagger UI page is served by app/api/docs.py, on its own surface
     authorizations={
         "Bearer": {
             "type": "apiKey",
@@ -46,3 +72,25 @@ from app.api.auth import ns as auth_ns  # noqa: E402
 
 api.add_namespace(accounts_ns, path="/accounts")
 api.add_namespace(auth_ns, path="/auth")
+
+API_SURFACE = surfaces.Surface(
+    "api",
+    render_error=render_api_error,
+    headers=surfaces.API_SURFACE.headers,
+    cache_control=surfaces.API_SURFACE.cache_control,
+)
+
+
+def init_app(app: Flask) -> None:
+    """Register the API, the well-known documents and the docs page, each on its surface."""
+    from app.api.docs import DOCS_SURFACE
+    from app.api.docs import blueprint as docs_blueprint
+    from app.api.jwks import blueprint as jwks_blueprint
+
+    security.init_app(app)
+    app.register_blueprint(blueprint)
+    app.register_blueprint(jwks_blueprint)
+    app.register_blueprint(docs_blueprint)
+    surfaces.register(app, API_SURFACE, blueprint.name)
+    surfaces.register(app, surfaces.API_SURFACE, jwks_blueprint.name)
+    surfaces.register(app, DOCS_SURFACE, docs_blueprint.name, "restx_doc")

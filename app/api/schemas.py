@@ -1,22 +1,106 @@
-"""RESTx models shared by the namespaces, named for their direction."""
+"""Request and response bodies, named for their direction; the OpenAPI document is built from them.
+
+Requests are strict (no coercion: ``"1"`` is not a number, ``1`` is not a string) and refuse
+unknown fields (SECURITY.md ADM-03). Responses list every field they carry as required, so a
+client (or schemathesis) can rely on the document.
+"""
 
 from __future__ import annotations
 
-from flask_restx import Model, fields
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
 
-problem_response = Model(
-    "ProblemResponse",
-    {
-        "type": fields.String(example="urn:gatehouse:problem:validation_failed"),
-        "title": fields.String,
-        "status": fields.Integer,
-        "detail": fields.String,
-        "code": fields.String(description="Stable machine-readable error code"),
-        "instance": fields.String,
-        "request_id": fields.String,
-        "errors": fields.List(
-            fields.Raw,
-            description="Per-field errors: objects with `field`, `code` and `detail`",
-        ),
-    },
-)
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
+
+# ISO 8601 with a numeric offset ("+00:00"), as the API has always written times.
+Timestamp = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
+Email = Annotated[str, Field(max_length=254, examples=["ada@example.com"])]
+
+
+class RequestBody(BaseModel):
+    """Base of every request body: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ResponseBody(BaseModel):
+    """Base of every response body."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- Requests -----------------------------------------------------------------------------
+
+
+class SignupRequest(RequestBody):
+    email: Email
+    password: str = Field(description="8 to 256 characters (Unicode, NFKC-normalised)")
+    display_name: str | None = Field(default=None, max_length=100, examples=["Ada"])
+
+
+class ProfileUpdateRequest(RequestBody):
+    display_name: str | None = Field(
+        default=None, max_length=100, description="Blank or null clears it"
+    )
+
+
+class PasswordChangeRequest(RequestBody):
+    current_password: str
+    new_password: str
+
+
+class AccountDeleteRequest(RequestBody):
+    password: str
+
+
+class LoginRequest(RequestBody):
+    email: Email
+    password: str
+
+
+class RefreshRequest(RequestBody):
+    refresh_token: str
+
+
+# --- Responses ----------------------------------------------------------------------------
+
+
+class AccountResponse(ResponseBody):
+    id: uuid.UUID = Field(description="Immutable account UUID")
+    email: str
+    display_name: str | None
+    email_verified: bool
+    roles: list[str] = Field(validation_alias=AliasChoices("role_names", "roles"))
+    created_at: Timestamp
+
+
+class TokenResponse(ResponseBody):
+    access_token: str = Field(description="JWT; verify it with /.well-known/jwks.json")
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="Access-token lifetime in seconds")
+    refresh_token: str = Field(description="Opaque; single use")
+    refresh_expires_in: int = Field(description="Refresh-token lifetime in seconds")
+
+
+class FieldProblem(ResponseBody):
+    field: str = Field(description="Dotted path of the field, e.g. `password` or `items.0.name`")
+    code: str = Field(description="Stable per-field code, e.g. `missing`, `too_long`")
+    detail: str
+
+
+class ProblemResponse(ResponseBody):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(examples=["urn:gatehouse:problem:validation_failed"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable error code; match on this")
+    instance: str | None = Field(default=None, description="The path that was requested")
+    request_id: str | None = Field(default=None, description="Also in the server's log lines")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Per-field errors of a `validation_failed` body"
+    )

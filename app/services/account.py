@@ -1,11 +1,12 @@
 """Sign-up, profile, password change and deletion.
 
-Each public function is one transaction: it commits once, or raises a domain error and leaves
-the database as it was.
+Each public function that writes is one unit of work: it commits once, or raises a domain error
+and leaves the database as it was.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -21,11 +22,13 @@ from app.errors import (
     InvalidToken,
     ValidationFailed,
 )
-from app.extensions import db
 from app.models import Account, AuthSession, Role
 from app.runtime import runtime
-from app.services.passwords import check_password_policy
-from app.services.sessions import end_sessions
+from app.services.principal import Principal
+from app.services.sessions import announce_ended_sessions, end_sessions
+from app.services.unit_of_work import UnitOfWork, unit_of_work
+
+log = logging.getLogger("gatehouse.account")
 
 DEFAULT_ROLE = "user"
 UNSET: Any = object()
@@ -65,7 +68,7 @@ def register_account(*, email: str, password: str, display_name: str | None = No
     rt = runtime()
     now = rt.clock.now()
     email, key = normalise_email(email)
-    normalised = check_password_policy(password, email=email)
+    normalised = rt.password_policy.check(password, email=email)
     account = Account(
         id=uuid.uuid4(),
         email=email,
@@ -77,70 +80,73 @@ def register_account(*, email: str, password: str, display_name: str | None = No
         updated_at=now,
         password_changed_at=now,
     )
-    account.roles = [db.session.get_one(Role, DEFAULT_ROLE)]
-    db.session.add(account)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        if db.session.scalar(select(Account.id).where(Account.email_key == key)) is not None:
-            raise EmailTaken() from None
-        raise
+    with unit_of_work() as uow:
+        account.roles = [uow.session.get_one(Role, DEFAULT_ROLE)]
+        uow.session.add(account)
+        try:
+            uow.session.flush()
+        except IntegrityError:
+            uow.rollback()
+            if uow.session.scalar(select(Account.id).where(Account.email_key == key)) is not None:
+                raise EmailTaken() from None
+            raise
+        account_id = account.id
+        uow.after_commit(lambda: log.info("account created: account=%s", account_id))
     return account
 
 
-def update_profile(account: Account, *, display_name: str | None = UNSET) -> Account:
+def update_profile(principal: Principal, *, display_name: str | None = UNSET) -> Account:
     """Change the fields given; an empty or blank display name clears it."""
-    if display_name is not UNSET:
-        account.display_name = _clean_display_name(display_name)
-        account.updated_at = runtime().clock.now()
-        db.session.commit()
+    account = principal.account
+    with unit_of_work():
+        if display_name is not UNSET:
+            account.display_name = _clean_display_name(display_name)
+            account.updated_at = runtime().clock.now()
     return account
 
 
-def change_password(
-    account: Account, *, current_session_id: uuid.UUID, current_password: str, new_password: str
-) -> None:
+def change_password(principal: Principal, *, current_password: str, new_password: str) -> None:
     """Set a new password and end every other session of the account (the caller's survives).
 
     Raises CurrentPasswordIncorrect, a password-policy error, InvalidToken (the caller's own
     session ended while this request ran).
     """
     rt = runtime()
+    account = principal.account
     verified_hash, account_id = account.password_hash, account.id
     if not rt.hasher.verify(verified_hash, current_password):
         raise CurrentPasswordIncorrect("current_password")
-    normalised = check_password_policy(new_password, email=account.email, field="new_password")
+    normalised = rt.password_policy.check(new_password, email=account.email, field="new_password")
+    new_hash = rt.hasher.hash(normalised)
     now = rt.clock.now()
-    # Only over the hash just verified: of two racing changes one wins, the other is told the
-    # current password is wrong. The row stays locked, so a login racing this one either sees
-    # the new hash or commits its session before the sessions are read below.
-    if not swap_password_hash(account_id, verified_hash, rt.hasher.hash(normalised)):
-        db.session.rollback()
-        raise CurrentPasswordIncorrect("current_password")
-    if not _lock_live_session(current_session_id):
-        db.session.rollback()
-        raise InvalidToken("The session has ended.")
-    db.session.execute(
-        update(Account)
-        .where(Account.id == account_id)
-        .values(password_changed_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    others = db.session.scalars(
-        select(AuthSession.id).where(
-            AuthSession.account_id == account_id,
-            AuthSession.id != current_session_id,
-            AuthSession.revoked_at.is_(None),
+    current_session_id = principal.session.id if principal.session else None
+    with unit_of_work() as uow:
+        # Only over the hash just verified: of two racing changes one wins, the other is told
+        # the current password is wrong. The row stays locked, so a login racing this one either
+        # sees the new hash or commits its session before the sessions are read below.
+        if not swap_password_hash(uow, account_id, verified_hash, new_hash):
+            raise CurrentPasswordIncorrect("current_password")
+        if current_session_id is not None and not _lock_live_session(uow, current_session_id):
+            raise InvalidToken("The session has ended.")
+        uow.session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(password_changed_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-    ).all()
-    ended = end_sessions(list(others), reason="password_changed", now=now)
-    db.session.commit()
-    rt.revocations.publish(ended)
+        others = uow.session.scalars(
+            select(AuthSession.id).where(
+                AuthSession.account_id == account_id,
+                AuthSession.id != current_session_id,
+                AuthSession.revoked_at.is_(None),
+            )
+        ).all()
+        end_sessions(uow, others, reason="password_changed", now=now)
+        uow.after_commit(lambda: log.info("password changed: account=%s", account_id))
 
 
-def _lock_live_session(session_id: uuid.UUID) -> bool:
-    result = db.session.execute(
+def _lock_live_session(uow: UnitOfWork, session_id: uuid.UUID) -> bool:
+    result = uow.session.execute(
         update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=None)
@@ -149,25 +155,27 @@ def _lock_live_session(session_id: uuid.UUID) -> bool:
     return result.rowcount == 1
 
 
-def delete_account(account: Account, *, password: str) -> None:
+def delete_account(principal: Principal, *, password: str) -> None:
     """Delete the account; its sessions and refresh tokens go with it (ON DELETE CASCADE).
 
     Raises CurrentPasswordIncorrect.
     """
-    rt = runtime()
-    if not rt.hasher.verify(account.password_hash, password):
+    account = principal.account
+    if not runtime().hasher.verify(account.password_hash, password):
         raise CurrentPasswordIncorrect("password")
-    session_ids = list(
-        db.session.scalars(select(AuthSession.id).where(AuthSession.account_id == account.id))
-    )
-    db.session.delete(account)
-    db.session.commit()
-    rt.revocations.publish(session_ids)
+    account_id = account.id
+    with unit_of_work() as uow:
+        session_ids = list(
+            uow.session.scalars(select(AuthSession.id).where(AuthSession.account_id == account_id))
+        )
+        uow.session.delete(account)
+        announce_ended_sessions(uow, session_ids, reason="account_deleted")
+        uow.after_commit(lambda: log.info("account deleted: account=%s", account_id))
 
 
-def swap_password_hash(account_id: uuid.UUID, expected: str, new: str) -> bool:
+def swap_password_hash(uow: UnitOfWork, account_id: uuid.UUID, expected: str, new: str) -> bool:
     """Set the hash if it is still ``expected`` (locking the row); False when it is not."""
-    result = db.session.execute(
+    result = uow.session.execute(
         update(Account)
         .where(Account.id == account_id, Account.password_hash == expected)
         .values(password_hash=new)

@@ -1,7 +1,8 @@
 """Login, refresh-token rotation, logout and the resolution of access tokens.
 
-Each public function is one transaction: it commits once, or raises a domain error and leaves
-the database as it was (bar the session it ends on refresh-token reuse, which is the point).
+Each public function that writes is one unit of work: it commits once, or raises a domain error
+and leaves the database as it was (bar the session it ends on refresh-token reuse, which is the
+point).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
-from flask import current_app
 from sqlalchemy import select, update
 
 from app.errors import (
@@ -28,8 +28,10 @@ from app.models import Account, AuthSession, RefreshToken
 from app.runtime import runtime
 from app.services.account import email_lookup_key, swap_password_hash
 from app.services.passwords import normalise_password
+from app.services.principal import CredentialKind, Principal
 from app.services.sessions import end_sessions
-from app.services.tokens import AccessClaims, digest_refresh_token, new_refresh_token
+from app.services.tokens import digest_refresh_token, new_refresh_token
+from app.services.unit_of_work import UnitOfWork, unit_of_work
 
 log = logging.getLogger("gatehouse.auth")
 
@@ -46,15 +48,6 @@ class TokenPair:
     token_type: str = "Bearer"
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the account, the live session and the verified token claims."""
-
-    account: Account
-    session: AuthSession
-    claims: AccessClaims
-
-
 def login(
     *, email: str, password: str, ip_address: str | None, user_agent: str | None
 ) -> TokenPair:
@@ -65,9 +58,7 @@ def login(
     rt = runtime()
     now = rt.clock.now()
     key = email_lookup_key(email)
-    account = (
-        db.session.scalar(select(Account).where(Account.email_key == key)) if key else None
-    )
+    account = db.session.scalar(select(Account).where(Account.email_key == key)) if key else None
     if account is None:
         # Verify against a dummy hash so the answer takes as long as for a real account.
         rt.hasher.verify_dummy(password)
@@ -77,35 +68,35 @@ def login(
     if not rt.hasher.verify(verified_hash, password):
         log.info("login failed: reason=wrong_password account=%s", account_id)
         raise InvalidCredentials()
-    # Take the account row, and only if its hash is still the one just verified: a password
-    # change or deletion that committed meanwhile wins, and one that comes later waits for this
-    # login and then ends its session. The same statement upgrades an outdated hash.
     new_hash = (
         rt.hasher.hash(normalise_password(password))
         if rt.hasher.needs_rehash(verified_hash)
         else verified_hash
     )
-    if not swap_password_hash(account_id, verified_hash, new_hash):
-        db.session.rollback()
-        log.info("login failed: reason=password_changed_meanwhile account=%s", account_id)
-        raise InvalidCredentials()
-
-    session = AuthSession(
-        id=uuid.uuid4(),
-        account=account,
-        created_at=now,
-        last_refreshed_at=now,
-        expires_at=now + timedelta(seconds=_config("SESSION_LIFETIME_SECONDS")),
-        auth_time=now,
-        amr="pwd",
-        ip_address=ip_address,
-        user_agent=_printable(user_agent, limit=255),
-    )
-    db.session.add(session)
-    pair = _issue_tokens(account, session, now)
-    session_id = session.id
-    db.session.commit()
-    log.info("login succeeded: account=%s sid=%s", account_id, session_id)
+    with unit_of_work() as uow:
+        # Take the account row, and only if its hash is still the one just verified: a password
+        # change or deletion that committed meanwhile wins, and one that comes later waits for
+        # this login and then ends its session. The same statement upgrades an outdated hash.
+        if not swap_password_hash(uow, account_id, verified_hash, new_hash):
+            log.info("login failed: reason=password_changed_meanwhile account=%s", account_id)
+            raise InvalidCredentials()
+        session = AuthSession(
+            id=uuid.uuid4(),
+            account=account,
+            created_at=now,
+            last_refreshed_at=now,
+            expires_at=now + timedelta(seconds=rt.settings.session_lifetime_seconds),
+            auth_time=now,
+            amr="pwd",
+            ip_address=ip_address,
+            user_agent=_printable(user_agent, limit=255),
+        )
+        uow.session.add(session)
+        pair = _issue_tokens(uow, account, session, now)
+        session_id = session.id
+        uow.after_commit(
+            lambda: log.info("login succeeded: account=%s sid=%s", account_id, session_id)
+        )
     return pair
 
 
@@ -127,74 +118,72 @@ def refresh(*, refresh_token: str) -> TokenPair:
     now = rt.clock.now()
     if len(refresh_token) not in REFRESH_TOKEN_LENGTHS:
         raise InvalidRefreshToken()
-    row = db.session.execute(
-        select(RefreshToken, AuthSession)
-        .join(AuthSession, RefreshToken.session_id == AuthSession.id)
-        .where(RefreshToken.token_hash == digest_refresh_token(refresh_token))
-    ).first()
-    if row is None:
-        raise InvalidRefreshToken()
-    token, session = row
-    if token.used_at is not None:
-        _end_session_for_reuse(session.id, now)
-    if session.revoked_at is not None:
-        raise SessionRevoked()
-    if now >= session.expires_at or now >= token.expires_at:
-        raise SessionExpired()
+    with unit_of_work() as uow:
+        row = uow.session.execute(
+            select(RefreshToken, AuthSession)
+            .join(AuthSession, RefreshToken.session_id == AuthSession.id)
+            .where(RefreshToken.token_hash == digest_refresh_token(refresh_token))
+        ).first()
+        if row is None:
+            raise InvalidRefreshToken()
+        token, session = row
+        if token.used_at is not None:
+            _end_session_for_reuse(uow, session.id, now)
+        if session.revoked_at is not None:
+            raise SessionRevoked()
+        if now >= session.expires_at or now >= token.expires_at:
+            raise SessionExpired()
 
-    # Lock the session row before the token row: the order account deletion's cascade uses,
-    # so the two cannot deadlock. A session ended meanwhile stops the refresh here.
-    touched = db.session.execute(
-        update(AuthSession)
-        .where(AuthSession.id == session.id, AuthSession.revoked_at.is_(None))
-        .values(last_refreshed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if touched.rowcount != 1:
-        db.session.rollback()
-        raise SessionRevoked()
-    spent = db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if spent.rowcount != 1:
-        db.session.rollback()
-        _end_session_for_reuse(session.id, now)
-
-    pair = _issue_tokens(session.account, session, now)
-    db.session.commit()
-    return pair
+        # Lock the session row before the token row: the order account deletion's cascade
+        # uses, so the two cannot deadlock. A session ended meanwhile stops the refresh here.
+        touched = uow.session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == session.id, AuthSession.revoked_at.is_(None))
+            .values(last_refreshed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if touched.rowcount != 1:
+            raise SessionRevoked()
+        spent = uow.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if spent.rowcount != 1:
+            uow.rollback()
+            _end_session_for_reuse(uow, session.id, now)
+        return _issue_tokens(uow, session.account, session, now)
 
 
-def _end_session_for_reuse(session_id: uuid.UUID, now: datetime) -> NoReturn:
+def _end_session_for_reuse(uow: UnitOfWork, session_id: uuid.UUID, now: datetime) -> NoReturn:
     """End the session whose refresh token came back, commit that, and refuse the refresh."""
-    ended = end_sessions([session_id], reason="refresh_token_reused", now=now)
-    db.session.commit()
-    runtime().revocations.publish(ended)
-    log.warning("refresh token reuse detected: session ended sid=%s", session_id)
+    end_sessions(uow, [session_id], reason="refresh_token_reused", now=now)
+    uow.after_commit(
+        lambda: log.warning("refresh token reuse detected: session ended sid=%s", session_id)
+    )
+    uow.commit()  # the session stays ended though the request fails
     raise RefreshTokenReused()
 
 
 def logout(principal: Principal) -> None:
     """End the caller's session: its refresh token and every access token die at once."""
-    ended = end_sessions([principal.session.id], reason="logout", now=runtime().clock.now())
-    db.session.commit()
-    runtime().revocations.publish(ended)
+    if principal.session is None:
+        return
+    with unit_of_work() as uow:
+        end_sessions(uow, [principal.session.id], reason="logout", now=runtime().clock.now())
 
 
-def authenticate(token: str) -> Principal:
+def authenticate_access_token(token: str) -> Principal:
     """Resolve a Bearer access token to the caller.
 
-    The token must verify and its session must be live in the database (a deleted account
-    has no sessions). Raises InvalidToken.
+    The token must verify and its session must be live in the database (a deleted account has
+    no sessions): one indexed read, and nothing cached, so a session ended anywhere stops its
+    tokens everywhere at once. Raises InvalidToken.
     """
     rt = runtime()
     now = rt.clock.now()
     claims = rt.tokens.verify(token, now=now)
-    if rt.revocations.is_revoked(claims.session_id):
-        raise InvalidToken("The session has ended.")
     row = db.session.execute(
         select(AuthSession, Account)
         .join(Account, AuthSession.account_id == Account.id)
@@ -202,16 +191,26 @@ def authenticate(token: str) -> Principal:
     ).first()
     if row is None or not row[0].is_active(now):
         raise InvalidToken("The session has ended.")
-    return Principal(account=row[1], session=row[0], claims=claims)
+    session, account = row
+    return Principal(
+        kind=CredentialKind.ACCESS_TOKEN,
+        account=account,
+        session=session,
+        amr=tuple(session.amr_values),
+        auth_time=session.auth_time,
+        claims=claims.raw,
+    )
 
 
-def _issue_tokens(account: Account, session: AuthSession, now: datetime) -> TokenPair:
+def _issue_tokens(
+    uow: UnitOfWork, account: Account, session: AuthSession, now: datetime
+) -> TokenPair:
     rt = runtime()
     raw = new_refresh_token()
     expires_at = min(
-        now + timedelta(seconds=_config("REFRESH_TOKEN_LIFETIME_SECONDS")), session.expires_at
+        now + timedelta(seconds=rt.settings.refresh_token_lifetime_seconds), session.expires_at
     )
-    db.session.add(
+    uow.session.add(
         RefreshToken(
             session=session,
             token_hash=digest_refresh_token(raw),
@@ -234,7 +233,3 @@ def _issue_tokens(account: Account, session: AuthSession, now: datetime) -> Toke
         refresh_token=raw,
         refresh_expires_in=int((expires_at - now).total_seconds()),
     )
-
-
-def _config(key: str) -> int:
-    return current_app.config[key]

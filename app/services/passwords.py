@@ -7,7 +7,6 @@ import unicodedata
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
 
 from app.errors import PasswordMatchesEmail, PasswordTooLong, PasswordTooShort
 
@@ -17,24 +16,29 @@ def normalise_password(password: str) -> str:
     return unicodedata.normalize("NFKC", password)
 
 
-def check_password_policy(password: str, *, email: str, field: str = "password") -> str:
-    """Return the normalised password if it meets the policy.
+class PasswordPolicy:
+    """NIST SP 800-63B rules, the same at sign-up, password change and (later) reset."""
 
-    Length is counted in code points after NFKC; there are no composition rules.
-    Raises PasswordTooShort, PasswordTooLong, PasswordMatchesEmail (naming ``field``).
-    """
-    normalised = normalise_password(password)
-    minimum = current_app.config["PASSWORD_MIN_LENGTH"]
-    maximum = current_app.config["PASSWORD_MAX_LENGTH"]
-    if len(normalised) < minimum:
-        raise PasswordTooShort(field, f"must be at least {minimum} characters")
-    if len(normalised) > maximum:
-        raise PasswordTooLong(field, f"must be at most {maximum} characters")
-    folded = normalised.casefold()
-    local_part = email.rsplit("@", 1)[0]
-    if folded in {email.casefold(), local_part.casefold()}:
-        raise PasswordMatchesEmail(field, "must not be the email address or its local part")
-    return normalised
+    def __init__(self, *, min_length: int, max_length: int) -> None:
+        self.min_length = min_length
+        self.max_length = max_length
+
+    def check(self, password: str, *, email: str, field: str = "password") -> str:
+        """Return the normalised password if it meets the policy.
+
+        Length is counted in code points after NFKC; there are no composition rules.
+        Raises PasswordTooShort, PasswordTooLong, PasswordMatchesEmail (naming ``field``).
+        """
+        normalised = normalise_password(password)
+        if len(normalised) < self.min_length:
+            raise PasswordTooShort(field, f"must be at least {self.min_length} characters")
+        if len(normalised) > self.max_length:
+            raise PasswordTooLong(field, f"must be at most {self.max_length} characters")
+        folded = normalised.casefold()
+        local_part = email.rsplit("@", 1)[0]
+        if folded in {email.casefold(), local_part.casefold()}:
+            raise PasswordMatchesEmail(field, "must not be the email address or its local part")
+        return normalised
 
 
 class PasswordHasher:

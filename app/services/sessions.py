@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import update
 
-from app.extensions import db
 from app.models import AuthSession
+from app.services.unit_of_work import UnitOfWork
+
+log = logging.getLogger("gatehouse.sessions")
 
 
 def end_sessions(
-    session_ids: list[uuid.UUID], *, reason: str, now: datetime
-) -> list[uuid.UUID]:
-    """Mark live sessions revoked in the caller's transaction; return the ids to announce."""
+    uow: UnitOfWork, session_ids: Sequence[uuid.UUID], *, reason: str, now: datetime
+) -> None:
+    """Mark live sessions revoked in ``uow``'s transaction.
+
+    Their tokens die as soon as it commits, on every instance: each authenticated request reads
+    its session row. What else must learn of it (the log today; metrics, the cookie-session
+    store and the audit log later) hangs off this one place.
+    """
     if not session_ids:
-        return []
-    db.session.execute(
+        return
+    ids = list(session_ids)
+    uow.session.execute(
         update(AuthSession)
-        .where(AuthSession.id.in_(session_ids), AuthSession.revoked_at.is_(None))
+        .where(AuthSession.id.in_(ids), AuthSession.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
-    return session_ids
+    announce_ended_sessions(uow, ids, reason=reason)
+
+
+def announce_ended_sessions(
+    uow: UnitOfWork, session_ids: Sequence[uuid.UUID], *, reason: str
+) -> None:
+    """Tell whoever listens, once ``uow`` commits, that these sessions are over.
+
+    For sessions ended by :func:`end_sessions`, or deleted with their account.
+    """
+    ids = list(session_ids)
+    if ids:
+        uow.after_commit(
+            lambda: log.info(
+                "sessions ended: reason=%s sids=%s", reason, ",".join(str(sid) for sid in ids)
+            )
+        )

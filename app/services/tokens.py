@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from app.errors import InvalidToken
-from config import ConfigurationError
+from config import ConfigurationError, Settings
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "sid", "jti", "iat", "exp"]
@@ -90,13 +90,17 @@ def _key_from_public(
 _PUBLIC_KEY_PEM = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
 
 
-def load_retired_keys(config: dict[str, Any]) -> list[SigningKey]:
+def load_retired_keys(settings: Settings) -> list[SigningKey]:
     """The public keys that still verify tokens signed before a key rotation, and never sign.
 
     From ``JWT_RETIRED_PUBLIC_KEYS`` (PEM text, one or more blocks) or
     ``JWT_RETIRED_PUBLIC_KEYS_FILE``. Raises ConfigurationError when they cannot be used.
     """
-    pem = _configured_pem(config, "JWT_RETIRED_PUBLIC_KEYS")
+    pem = _configured_pem(
+        settings.jwt_retired_public_keys,
+        settings.jwt_retired_public_keys_file,
+        "JWT_RETIRED_PUBLIC_KEYS",
+    )
     if pem is None:
         return []
     blocks = _PUBLIC_KEY_PEM.findall(pem)
@@ -108,23 +112,25 @@ def load_retired_keys(config: dict[str, Any]) -> list[SigningKey]:
             public_key = serialization.load_pem_public_key(block)
         except (ValueError, TypeError):
             raise ConfigurationError("a retired key is not a valid PEM public key") from None
-        keys.append(_key_from_public(public_key, config["JWT_ALGORITHM"], None, "a retired key"))
+        keys.append(_key_from_public(public_key, settings.jwt_algorithm, None, "a retired key"))
     return keys
 
 
-def load_signing_key(config: dict[str, Any]) -> SigningKey:
+def load_signing_key(settings: Settings) -> SigningKey:
     """Load the signing key named by the settings.
 
     Order: ``JWT_PRIVATE_KEY`` (PEM text), ``JWT_PRIVATE_KEY_FILE``, then, in development,
     ``JWT_GENERATE_KEY_FILE`` (created once with mode 0600); the test settings get a fresh key.
     Raises ConfigurationError when there is none or it cannot be read.
     """
-    algorithm = config["JWT_ALGORITHM"]
-    pem = _configured_pem(config, "JWT_PRIVATE_KEY")
-    if pem is None and config.get("JWT_GENERATE_KEY_FILE"):
-        pem = _generated_key_file(Path(config["JWT_GENERATE_KEY_FILE"]), algorithm)
+    algorithm = settings.jwt_algorithm
+    pem = _configured_pem(
+        settings.jwt_private_key, settings.jwt_private_key_file, "JWT_PRIVATE_KEY"
+    )
+    if pem is None and settings.jwt_generate_key_file:
+        pem = _generated_key_file(Path(settings.jwt_generate_key_file), algorithm)
     if pem is None:
-        if config.get("TESTING"):
+        if settings.testing:
             return signing_key_from_private(generate_private_key(algorithm), algorithm)
         raise ConfigurationError("no signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE")
     try:
@@ -134,14 +140,13 @@ def load_signing_key(config: dict[str, Any]) -> SigningKey:
     return signing_key_from_private(private_key, algorithm)
 
 
-def _configured_pem(config: dict[str, Any], setting: str) -> bytes | None:
+def _configured_pem(text: str | None, path: str | None, setting: str) -> bytes | None:
     """PEM from ``setting`` (the text itself) or else ``<setting>_FILE`` (a path); None if unset.
 
     Raises ConfigurationError when the file cannot be read.
     """
-    if config.get(setting):
-        return config[setting].encode()
-    path = config.get(f"{setting}_FILE")
+    if text:
+        return text.encode()
     if not path:
         return None
     try:
@@ -294,7 +299,6 @@ class AccessTokenCodec:
         if not isinstance(claims["jti"], str):
             raise InvalidToken("The access token is invalid.")
         return AccessClaims(account_id, session_id, claims["jti"], claims)
-
 
     def _check_times(self, claims: dict[str, Any], now: datetime) -> None:
         """``exp`` passed, or ``iat``/``nbf`` ahead, by more than the leeway: refused."""

@@ -4,7 +4,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuthSession
-from tests.helpers import assert_problem
+from app.services.tokens import generate_private_key, private_key_to_pem
+from tests.helpers import ApiActions, assert_problem
 
 
 def test_logout_returns_204_and_ends_the_session(client, app, api):
@@ -76,3 +77,16 @@ def test_logout_twice_returns_401_the_second_time(client, api):
     response = client.post("/api/v1/auth/logout", headers=tokens.headers)
 
     assert_problem(response, 401, "invalid_token")
+
+
+def test_logout_on_one_instance_is_refused_by_another(make_app):
+    """JWT-06: instances share the database, so a logout holds on all of them at once."""
+    key = private_key_to_pem(generate_private_key("EdDSA")).decode()
+    first = ApiActions(make_app(JWT_PRIVATE_KEY=key).test_client())
+    second = ApiActions(make_app(JWT_PRIVATE_KEY=key).test_client())
+    tokens = first.signup_and_login()
+    assert second.me(tokens.access_token).status_code == 200
+
+    first.client.post("/api/v1/auth/logout", headers=tokens.headers)
+
+    assert_problem(second.me(tokens.access_token), 401, "invalid_token")

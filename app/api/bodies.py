@@ -1,0 +1,250 @@
+"""Typed request and response bodies: the schema that validates is the schema the docs show.
+
+``@body(Model)`` parses the request's JSON, validates it against a strict pydantic model
+(``extra="forbid"``) and hands the typed object to the resource method as ``body``;
+``@returns(Model, status)`` serialises what the method returns through a pydantic model;
+``@raises(ErrorClass, ...)`` names the domain errors an operation answers with. All three record
+what they do on the method, and ``app/api/openapi.py`` writes the OpenAPI document from those
+records, so documentation and behaviour cannot drift.
+
+Refused with a problem document: a non-JSON media type (415), malformed JSON, bad UTF-8, NaN,
+deep nesting, duplicate keys, a body that is not an object (400), and, per field at any depth,
+unknown or missing fields, wrong types, out-of-range values and control characters (400
+``validation_failed``). Error details never echo the submitted value (it may be a password).
+Bodies over ``MAX_CONTENT_LENGTH`` never get here (413, ``app/http.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import unicodedata
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+from flask import Response, request
+from flask_restx.utils import merge
+from pydantic import BaseModel, ValidationError
+
+from app.errors import (
+    DomainError,
+    DuplicateKey,
+    FieldError,
+    InvalidBody,
+    MalformedJSON,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
+
+# A body of a thousand unknown keys gets a short answer, not a long list.
+MAX_REPORTED_ERRORS = 20
+
+# pydantic error types → (our stable per-field code, what it tells the client).
+_TYPE_ERRORS = {
+    "string_type",
+    "int_type",
+    "int_from_float",
+    "float_type",
+    "bool_type",
+    "dict_type",
+    "model_type",
+    "model_attributes_type",
+    "list_type",
+    "uuid_type",
+    "datetime_type",
+    "none_required",
+}
+_FIELD_ERRORS: dict[str, tuple[str, str]] = {
+    "missing": ("missing", "is required"),
+    "extra_forbidden": ("unknown_field", "is not a known field"),
+    "string_too_long": ("too_long", "is too long"),
+    "string_too_short": ("too_short", "is too short"),
+    "too_long": ("too_long", "is too long"),
+    "too_short": ("too_short", "is too short"),
+    "string_pattern_mismatch": ("invalid_format", "has the wrong format"),
+    "literal_error": ("invalid_value", "is not one of the allowed values"),
+    "enum": ("invalid_value", "is not one of the allowed values"),
+    "greater_than": ("out_of_range", "is too small"),
+    "greater_than_equal": ("out_of_range", "is too small"),
+    "less_than": ("out_of_range", "is too large"),
+    "less_than_equal": ("out_of_range", "is too large"),
+    "string_unicode": ("invalid_characters", "contains control characters"),
+}
+INVALID_CHARACTERS = ("invalid_characters", "contains control characters")
+
+# The errors every operation with a JSON body can answer with.
+BODY_ERRORS: tuple[type[DomainError], ...] = (
+    ValidationFailed,
+    MalformedJSON,
+    DuplicateKey,
+    InvalidBody,
+    UnsupportedMediaType,
+)
+
+
+def body(model: type[M]) -> Callable[[F], F]:
+    """Parse and validate the JSON body against ``model``; pass it to the method as ``body``."""
+
+    def decorator(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return method(*args, body=parse_body(model), **kwargs)
+
+        return _document(wrapper, body=model, errors=_error_entries(BODY_ERRORS))
+
+    return decorator
+
+
+def returns(
+    model: type[BaseModel] | None, status: int = 200, description: str | None = None
+) -> Callable[[F], F]:
+    """Serialise the method's result through ``model`` with ``status`` (None: no content)."""
+    text = description or HTTPStatus(status).phrase
+
+    def decorator(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            result = method(*args, **kwargs)
+            if model is None:
+                return Response(status=status)
+            payload = model.model_validate(result, from_attributes=True)
+            return Response(payload.model_dump_json(), status=status, mimetype="application/json")
+
+        return _document(wrapper, returns={status: (model, text)})
+
+    return decorator
+
+
+def raises(*errors: type[DomainError]) -> Callable[[F], F]:
+    """Document the domain errors (and so the statuses and codes) the operation answers with."""
+
+    def decorator(method: F) -> F:
+        return _document(method, errors=_error_entries(errors))
+
+    return decorator
+
+
+def documented(method: Callable[..., Any]) -> dict[str, Any]:
+    """What the decorators above recorded on ``method``, for the OpenAPI document."""
+    return getattr(method, "__apidoc__", {}).get("gatehouse", {})
+
+
+def _error_entries(errors: tuple[type[DomainError], ...]) -> dict[str, tuple[int, str]]:
+    return {error.code: (error.status, error.title) for error in errors}
+
+
+def _document(method: F, **record: Any) -> F:
+    method.__apidoc__ = merge(  # type: ignore[attr-defined]
+        getattr(method, "__apidoc__", {}), {"gatehouse": record}
+    )
+    return method
+
+
+# --- Parsing ------------------------------------------------------------------------------
+
+
+def parse_body(model: type[M]) -> M:
+    """Return the request's JSON object as a ``model``.
+
+    Raises UnsupportedMediaType, MalformedJSON, DuplicateKey, InvalidBody, ValidationFailed.
+    """
+    mimetype = request.mimetype
+    if not (mimetype == "application/json" or mimetype.endswith("+json")):
+        raise UnsupportedMediaType()
+    document = parse_json(request.get_data(cache=True))
+    if not isinstance(document, dict):
+        raise InvalidBody()
+    try:
+        parsed = model.model_validate(document)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+    else:
+        errors = []
+    reported = {error.field for error in errors}
+    errors += [
+        FieldError(path, *INVALID_CHARACTERS)
+        for path in _unclean_strings(document)
+        if not any(path == field or path.startswith(field + ".") for field in reported)
+    ]
+    if errors:
+        raise ValidationFailed(errors[:MAX_REPORTED_ERRORS])
+    return parsed
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no duplicate keys, no NaN or Infinity, bounded nesting.
+
+    Raises MalformedJSON, DuplicateKey.
+    """
+    try:
+        return json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_constant=_reject_constant,
+        )
+    except _DuplicateKeyFound as exc:
+        raise DuplicateKey(f"The key {exc.key!r} appears more than once.") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedJSON() from None
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        kind = error["type"]
+        if kind in _TYPE_ERRORS:
+            code, detail = "invalid_type", "has the wrong type"
+        else:
+            code, detail = _FIELD_ERRORS.get(kind, ("invalid", "is invalid"))
+        errors.append(FieldError(_path(error["loc"]), code, detail))
+    return errors
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    """``("items", 0, "name")`` → ``items.0.name``; a key as sent, cut short."""
+    return ".".join(str(part)[:100] for part in location)
+
+
+def _unclean_strings(value: Any, path: str = "") -> Iterator[str]:
+    """Paths of every string, at any depth, that holds control characters."""
+    if isinstance(value, str):
+        if not is_clean_text(value):
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unclean_strings(item, f"{path}.{key[:100]}" if path else key[:100])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unclean_strings(item, f"{path}.{index}")
+
+
+def is_clean_text(value: str) -> bool:
+    """No control characters (NUL breaks PostgreSQL text) and no lone surrogates (they cannot
+    be encoded as UTF-8), anywhere in a request body."""
+    return not any(unicodedata.category(char) in ("Cc", "Cs") for char in value)
+
+
+class _DuplicateKeyFound(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key[:100]
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if not is_clean_text(key):
+            # A key is echoed in errors; one that is not clean text is not worth echoing.
+            raise ValueError("control character or lone surrogate in a key")
+        if key in result:
+            raise _DuplicateKeyFound(key)
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")

@@ -1,0 +1,49 @@
+"""Who is calling: the account behind a request's credential, and what that credential allows.
+
+``app/api/security.py`` builds a ``Principal`` from whatever credential a request carries; the
+services take it as the caller's identity and never look at the request themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from app.models import Account, AuthSession
+
+
+class CredentialKind(StrEnum):
+    """How the caller proved who they are. Personal access tokens and the cookie session of
+    later features add their own kinds here."""
+
+    ACCESS_TOKEN = "access_token"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller.
+
+    ``session`` is the login session the credential belongs to (None for credentials that have
+    none, such as a personal access token). ``scopes`` is None for a credential that may do
+    everything its account may (an interactive login); a restricted one lists its scopes.
+    ``amr`` and ``auth_time`` say how and when the person last proved who they are (RFC 8176,
+    OpenID Connect), which step-up checks compare against.
+    """
+
+    kind: CredentialKind
+    account: Account
+    session: AuthSession | None
+    amr: tuple[str, ...]
+    auth_time: datetime
+    scopes: frozenset[str] | None = None
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def has_scopes(self, required: Iterable[str]) -> bool:
+        return self.scopes is None or self.scopes.issuperset(required)
+
+    def has_roles(self, required: Iterable[str]) -> bool:
+        """Every role in ``required``, read live from the account (D-6), not from a token."""
+        return set(required).issubset(self.account.role_names)
