@@ -32,6 +32,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
         # Home of the development SQLite file and signing key.
         INSTANCE_DIR.mkdir(exist_ok=True)
 
+    build_runtime(app, settings)
     app_logging.init_app(app)
     db.init_app(app)
     migrate.init_app(
@@ -39,7 +40,6 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     )
     with app.app_context():
         _configure_engine(db.engine)
-    build_runtime(app, settings)
     surfaces.init_app(app)
     http.init_app(app)
     api.init_app(app)

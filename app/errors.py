@@ -191,6 +191,9 @@ class InsufficientScope(DomainError):
         super().__init__(f"Needs the scopes: {' '.join(required)}.")
         self.required = required
 
+    def extra(self) -> dict[str, Any]:
+        return {"required_scopes": list(self.required)}
+
 
 class ReauthenticationRequired(DomainError):
     """A sensitive operation needs a recent login (SECURITY.md SES-09)."""

@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length
 
+from app.runtime import settings
 from app.surfaces import current_surface
 
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
@@ -23,7 +24,8 @@ _OVERSIZED_KEY = "gatehouse.body_too_large"
 
 
 def init_app(app: Flask) -> None:
-    app.wsgi_app = BoundedChunkedBody(app.wsgi_app, lambda: app.config["MAX_CONTENT_LENGTH"])
+    limit = app.extensions["gatehouse"].settings.max_content_length
+    app.wsgi_app = BoundedChunkedBody(app.wsgi_app, limit)
     app.before_request(_assign_request_id)
     app.before_request(_refuse_oversized_body)
     app.after_request(_add_headers)
@@ -38,14 +40,14 @@ class BoundedChunkedBody:
     refused with 413 before any view runs, whatever the endpoint parses (JSON, forms).
     """
 
-    def __init__(self, wsgi_app: Any, limit: Any) -> None:
+    def __init__(self, wsgi_app: Any, limit: int) -> None:
         self.wsgi_app = wsgi_app
         self.limit = limit
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        limit = self.limit()
+        limit = self.limit
         # Werkzeug's rule: a chunked body's Content-Length (if any) means nothing.
-        if limit is not None and get_content_length(environ) is None and environ.get(
+        if get_content_length(environ) is None and environ.get(
             "wsgi.input_terminated"
         ):
             body = environ["wsgi.input"].read(limit + 1)
@@ -91,6 +93,6 @@ def _add_headers(response: Response) -> Response:
         headers["Cache-Control"] = surface.cache_control
         if surface.cache_control == "no-store":
             headers["Pragma"] = "no-cache"  # HTTP/1.0 caches
-    if current_app.config["HSTS_ENABLED"]:
+    if settings().hsts_enabled:
         headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     return response

@@ -17,7 +17,7 @@ class RequestIdFilter(logging.Filter):
 
 def init_app(app: Flask) -> None:
     logger = logging.getLogger("gatehouse")
-    logger.setLevel(app.config["LOG_LEVEL"])
+    logger.setLevel(app.extensions["gatehouse"].settings.log_level)
     if not any(getattr(h, "_gatehouse", False) for h in logger.handlers):
         handler = logging.StreamHandler()
         handler._gatehouse = True  # type: ignore[attr-defined]

@@ -6,7 +6,8 @@ page runs Swagger UI under a CSP that allows exactly that; an OAuth/OIDC bluepri
 RFC 6749 error objects, and HTML pages an error page, by registering surfaces of their own.
 The error codes stay in one catalogue (``app/errors.py``) whatever the format.
 
-A request that matched no route belongs to no blueprint and gets the default surface.
+A request for a path no route serves belongs to no blueprint and gets the default surface; one
+with a method its route does not allow belongs to that route's blueprint.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from flask import Flask, Response, current_app, has_request_context, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.errors import problem_from, problem_json
 
@@ -64,8 +66,24 @@ def register(app: Flask, surface: Surface, *blueprints: str) -> None:
 
 def current_surface() -> Surface:
     surfaces: dict[str | None, Surface] = current_app.extensions[_EXTENSION_KEY]
-    blueprint = request.blueprint if has_request_context() else None
+    blueprint = _blueprint_of_request() if has_request_context() else None
     return surfaces.get(blueprint) or surfaces[DEFAULT]
+
+
+def _blueprint_of_request() -> str | None:
+    if request.blueprint is not None:
+        return request.blueprint
+    # A wrong method matched no rule, yet the path is a route of some blueprint: ask the map
+    # which, with a method the route does allow.
+    error = request.routing_exception
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        adapter = current_app.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, _ = adapter.match(method=next(iter(error.valid_methods)))
+        except HTTPException:
+            return None
+        return endpoint.rpartition(".")[0] or None
+    return None
 
 
 def render_error(error: BaseException) -> Response:

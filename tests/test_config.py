@@ -1,13 +1,20 @@
 """Per-environment settings, environment overrides and production's refusals (OPS-03)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from config import ENV_OVERRIDES, ConfigurationError, load_config, normalise_database_url
+from config import (
+    ENV_OVERRIDES,
+    ConfigurationError,
+    load_config,
+    normalise_database_url,
+    typed_settings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
@@ -249,3 +256,35 @@ def test_run_py_with_unknown_environment_exits_with_one_line():
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("gatehouse: refusing to start:")
     assert "GATEHOUSE_ENV" in lines[0]
+
+
+def test_typed_settings_carry_every_setting_with_its_type():
+    settings = typed_settings(load_config("production", environ=PRODUCTION_ENV))
+
+    assert settings.env_name == "production"
+    assert settings.access_token_lifetime_seconds == 15 * 60
+    assert settings.hsts_enabled is True
+    assert settings.database_url == PRODUCTION_ENV["DATABASE_URL"]
+
+
+def test_typed_settings_with_a_wrongly_typed_value_raise_one_line():
+    """OPS-03: a class attribute or an override of the wrong type stops the start."""
+    config = load_config("development", {"JWT_LEEWAY_SECONDS": 10})
+    config["JWT_LEEWAY_SECONDS"] = "ten"
+
+    with pytest.raises(ConfigurationError, match="JWT_LEEWAY_SECONDS") as raised:
+        typed_settings(config)
+
+    assert "\n" not in str(raised.value)
+
+
+def test_application_code_reads_settings_only_through_the_typed_object():
+    """No ``config["…"]`` strings scattered through services, views or the HTTP layer."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "app").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.search(r"\bconfig\[|config\.get\(", line)
+    ]
+
+    assert offenders == []

@@ -67,13 +67,16 @@ class BearerAccessToken:
     kind = CredentialKind.ACCESS_TOKEN
     # RFC 6750 b64token, bounded; anything else is not a token of ours.
     _BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
+    _CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]* +\S+")
     MAX_HEADER_LENGTH = 4096
 
     def extract(self, request: Request) -> str | None:
         headers = request.headers.getlist("Authorization")
         if not headers:
             return None
-        if len(headers) > 1:
+        # A server joins repeated headers with commas, which no token contains.
+        parts = [part.strip() for header in headers for part in header.split(",")]
+        if len(parts) > 1 and all(self._CREDENTIAL.fullmatch(part) for part in parts):
             raise MultipleCredentials("The request has more than one Authorization header.")
         header = headers[0]
         match = self._BEARER.fullmatch(header) if len(header) <= self.MAX_HEADER_LENGTH else None
@@ -114,35 +117,29 @@ def resolve_principal() -> Principal:
     """
     found: list[tuple[Authenticator, str]] = []
     for authenticator in authenticators():
-        g.failed_authenticator = authenticator  # the challenge of a malformed credential
+        g.credential_authenticator = authenticator  # a malformed credential fails here
         credential = authenticator.extract(request)
         if credential is not None:
             found.append((authenticator, credential))
-    g.failed_authenticator = None
+    g.credential_authenticator = None
     if not found:
         raise AuthenticationRequired()
     if len(found) > 1:
         raise MultipleCredentials("Send one credential: a token or a session cookie, not both.")
     authenticator, credential = found[0]
-    g.failed_authenticator = authenticator
-    principal = authenticator.authenticate(credential)
-    g.failed_authenticator = None
-    return principal
+    # Stays set once it succeeds: a scope the credential lacks is its challenge too.
+    g.credential_authenticator = authenticator
+    return authenticator.authenticate(credential)
 
 
 def challenge_for(problem: Problem) -> str | None:
     """The ``WWW-Authenticate`` challenge an error answer carries, if any.
 
-    The authenticator whose credential failed picks it; errors raised with no credential in
-    play (no token at all, a failed login or refresh) get the first authenticator's.
+    The authenticator of the credential in play picks it; an error with no credential in
+    play (no token at all, two of them, a failed login or refresh) gets the first one's.
     """
-    if problem.status not in (400, 401, 403):
-        return None
-    failed = getattr(g, "failed_authenticator", None) if has_request_context() else None
-    chooser = failed or (authenticators()[0] if problem.status == 401 else None)
-    if chooser is None and problem.code == InsufficientScope.code:
-        chooser = authenticators()[0]
-    return chooser.challenge(problem) if chooser else None
+    in_play = getattr(g, "credential_authenticator", None) if has_request_context() else None
+    return (in_play or authenticators()[0]).challenge(problem)
 
 
 def auth_required(

@@ -1,0 +1,158 @@
+"""The unit of work: one transaction per operation, hooks before and after its commit (DATA-01)."""
+
+import logging
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Role
+from app.services.unit_of_work import unit_of_work
+from tests.helpers import count_rows
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+def new_role(name: str | None = None) -> Role:
+    return Role(name=name or f"role-{uuid.uuid4().hex[:8]}", description="test")
+
+
+def role_exists(app, name: str) -> bool:
+    with app.app_context():
+        return db.session.scalar(select(Role.name).where(Role.name == name)) is not None
+
+
+def test_block_that_ends_commits_and_then_runs_after_commit_hooks(app, ctx):
+    role, seen = new_role(), []
+
+    with unit_of_work() as uow:
+        uow.session.add(role)
+        uow.after_commit(lambda: seen.append(role_exists(app, role.name)))
+        assert seen == []
+
+    assert seen == [True]  # the hook saw the committed row, from another session
+
+
+def test_block_left_by_an_exception_rolls_back_and_drops_its_hooks(app, ctx):
+    role, seen = new_role(), []
+
+    with pytest.raises(RuntimeError), unit_of_work() as uow:
+        uow.session.add(role)
+        uow.before_commit(lambda: seen.append("before"))
+        uow.after_commit(lambda: seen.append("after"))
+        uow.session.flush()
+        raise RuntimeError("failed half-way")
+
+    assert seen == []
+    assert not role_exists(app, role.name)
+
+
+def test_nested_block_joins_the_outer_transaction(app, ctx):
+    outer_role, inner_role = new_role(), new_role()
+
+    with pytest.raises(RuntimeError), unit_of_work() as outer:
+        outer.session.add(outer_role)
+        with unit_of_work() as inner:
+            assert inner is outer
+            inner.session.add(inner_role)
+        assert role_exists(app, inner_role.name) is False  # the inner end commits nothing
+        raise RuntimeError("the outer block fails")
+
+    assert not role_exists(app, outer_role.name)
+    assert not role_exists(app, inner_role.name)
+
+
+def test_before_commit_hook_writes_in_the_same_transaction(app, ctx):
+    """Where audit rows and outbox messages go: they commit or vanish with the change."""
+    role, recorded = new_role(), new_role()
+
+    with unit_of_work() as uow:
+        uow.session.add(role)
+        uow.before_commit(lambda: uow.session.add(recorded))
+
+    assert role_exists(app, recorded.name)
+
+
+def test_before_commit_hook_that_fails_rolls_back_the_change(app, ctx):
+    role = new_role()
+
+    def fail() -> None:
+        raise RuntimeError("could not write the audit row")
+
+    with pytest.raises(RuntimeError), unit_of_work() as uow:
+        uow.session.add(role)
+        uow.before_commit(fail)
+
+    assert not role_exists(app, role.name)
+
+
+def test_failing_after_commit_hook_is_logged_and_the_commit_stands(app, ctx, caplog):
+    role, seen = new_role(), []
+
+    def fail() -> None:
+        raise RuntimeError("mail server down")
+
+    with caplog.at_level(logging.ERROR, logger="gatehouse.unit_of_work"), unit_of_work() as uow:
+        uow.session.add(role)
+        uow.after_commit(fail)
+        uow.after_commit(lambda: seen.append("next hook still runs"))
+
+    assert role_exists(app, role.name)
+    assert seen == ["next hook still runs"]
+    assert any("after-commit hook" in record.getMessage() for record in caplog.records)
+
+
+def test_early_commit_keeps_its_work_when_the_block_then_fails(app, ctx):
+    """Refresh-token reuse: the session is ended for good, then the request answers 401."""
+    kept, dropped, seen = new_role(), new_role(), []
+
+    with pytest.raises(RuntimeError), unit_of_work() as uow:
+        uow.session.add(kept)
+        uow.after_commit(lambda: seen.append("kept"))
+        uow.commit()
+        uow.session.add(dropped)
+        raise RuntimeError("refused after the commit")
+
+    assert seen == ["kept"]
+    assert role_exists(app, kept.name)
+    assert not role_exists(app, dropped.name)
+
+
+def test_rollback_inside_the_block_forgets_the_hooks_registered_so_far(app, ctx):
+    role, seen = new_role(), []
+
+    with unit_of_work() as uow:
+        uow.after_commit(lambda: seen.append("forgotten"))
+        uow.rollback()
+        uow.session.add(role)
+
+    assert seen == []
+    assert role_exists(app, role.name)
+
+
+def test_login_that_fails_to_commit_logs_no_success(app, api, caplog, monkeypatch):
+    """Security-event lines follow the commit: a login that did not happen is not logged."""
+    api.signup()
+    with app.app_context():
+        session_class = type(db.session())
+
+    def refuse(self) -> None:
+        raise RuntimeError("commit failed")
+
+    monkeypatch.setattr(session_class, "commit", refuse)
+    with caplog.at_level(logging.INFO, logger="gatehouse.auth"):
+        response = api.client.post(
+            "/api/v1/auth/login",
+            json={"email": "ada@example.com", "password": "correct horse battery staple"},
+        )
+
+    assert response.status_code == 500
+    assert not any("login succeeded" in record.getMessage() for record in caplog.records)
+    assert count_rows(app, "sessions") == 0
+
