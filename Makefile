@@ -24,6 +24,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Fails when the models and the migrations disagree, or a migration does not round-trip:
 # upgrade, check, downgrade to nothing, upgrade, upgrade again (a no-op), check.

@@ -47,9 +47,7 @@ class BoundedChunkedBody:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         limit = self.limit
         # Werkzeug's rule: a chunked body's Content-Length (if any) means nothing.
-        if get_content_length(environ) is None and environ.get(
-            "wsgi.input_terminated"
-        ):
+        if get_content_length(environ) is None and environ.get("wsgi.input_terminated"):
             body = environ["wsgi.input"].read(limit + 1)
             if len(body) > limit:
                 environ[_OVERSIZED_KEY] = True

@@ -155,4 +155,3 @@ def test_login_that_fails_to_commit_logs_no_success(app, api, caplog, monkeypatc
     assert response.status_code == 500
     assert not any("login succeeded" in record.getMessage() for record in caplog.records)
     assert count_rows(app, "sessions") == 0
-
