@@ -9,7 +9,7 @@ export FLASK_APP := run
 # `make run` is for development; production sets GATEHOUSE_ENV=production and its secrets.
 export GATEHOUSE_ENV ?= development
 
-.PHONY: run test lint check-migrations bench venv lock clean
+.PHONY: run test lint check-migrations api-conformance bench venv lock clean
 
 run: $(STAMP)
 	$(BIN)/flask db upgrade
@@ -17,6 +17,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Schemathesis against the running service, production config: the OpenAPI document must
+# describe every status, media type and body it answers (tests/conformance/run.py).
+api-conformance: $(STAMP)
+	$(BIN)/python tests/conformance/run.py
 
 # Figures, not a test: login timing for real vs unknown accounts (SECURITY.md LOG-02).
 bench: $(STAMP)

@@ -25,6 +25,7 @@ from app.extensions import db
 from app.services.tokens import generate_private_key, private_key_to_pem
 from config import normalise_database_url
 from tests.helpers import SEEDED_ROWS, ApiActions, primary_key_of
+from tests.openapi_conformance import ConformanceRecorder, spec_of
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("REDIS_URL")
@@ -85,8 +86,13 @@ def redis_prefix() -> Iterator[str | None]:
 
 @pytest.fixture
 def make_app(database_url: str, redis_prefix: str | None):
-    """Build apps for one test: ``make_app()`` for testing, ``make_app("production")``…"""
+    """Build apps for one test: ``make_app()`` for testing, ``make_app("production")``…
+
+    Every answer an app gives to an API operation is checked against the OpenAPI document
+    when the test ends (tests/openapi_conformance.py).
+    """
     apps: list[Flask] = []
+    recorder = ConformanceRecorder()
 
     def build(
         config_name: str = "testing", *, production_hashing: bool = False, **overrides: Any
@@ -105,10 +111,16 @@ def make_app(database_url: str, redis_prefix: str | None):
                 settings.update(ARGON2_TIME_COST=2, ARGON2_MEMORY_COST=19456, ARGON2_PARALLELISM=1)
         settings.update(overrides)
         app = create_app(config_name, settings)
+        recorder.attach(app)
         apps.append(app)
         return app
 
     yield build
+    if apps and recorder.answers:
+        violations = recorder.violations(spec_of(apps[0]))
+        assert violations == [], "answers the OpenAPI document does not describe:\n" + "\n".join(
+            violations
+        )
     for app in apps:
         with app.app_context():
             db.session.remove()

@@ -110,7 +110,9 @@ def returns(
         def wrapper(*args: Any, **kwargs: Any) -> Response:
             result = method(*args, **kwargs)
             if model is None:
-                return Response(status=status)
+                empty = Response(status=status)
+                del empty.headers["Content-Type"]  # no content, so no type (not text/html)
+                return empty
             payload = model.model_validate(result, from_attributes=True)
             return Response(payload.model_dump_json(), status=status, mimetype="application/json")
 

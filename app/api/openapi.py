@@ -24,6 +24,10 @@ from app.api.schemas import ProblemResponse
 from app.errors import INTERNAL_ERROR, PROBLEM_MEDIA_TYPE, ServiceUnavailable
 
 JSON = "application/json"
+RESPONSE_HEADERS = {
+    401: {"WWW-Authenticate": {"type": "string", "description": "The challenge (RFC 6750)"}},
+    503: {"Retry-After": {"type": "integer", "description": "Seconds to wait"}},
+}
 DEFINITIONS = "#/definitions/"
 # (status, code, title) every operation may answer with, whatever it does.
 EVERY_OPERATION_ERRORS = {
@@ -61,6 +65,8 @@ def complete_spec(api: Api, spec: dict[str, Any]) -> dict[str, Any]:
         for status, codes in sorted(_errors_by_status(record).items()):
             description = "; ".join(f"`{code}`: {title}" for code, title in codes)
             responses[str(status)] = {"description": description, "schema": problem_ref}
+            if status in RESPONSE_HEADERS:
+                responses[str(status)]["headers"] = RESPONSE_HEADERS[status]
         operation["responses"] = responses
     spec["definitions"] = definitions
     return spec

@@ -11,11 +11,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 # ISO 8601 with a numeric offset ("+00:00"), as the API has always written times.
-Timestamp = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
-Email = Annotated[str, Field(max_length=254, examples=["ada@example.com"])]
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+# Checked (and normalised) by the account service with email-validator; the format is documented.
+Email = Annotated[
+    str, Field(max_length=254, examples=["ada@example.com"], json_schema_extra={"format": "email"})
+]
 
 
 class RequestBody(BaseModel):
@@ -90,7 +97,7 @@ class FieldProblem(ResponseBody):
 
 
 class ProblemResponse(ResponseBody):
-    """An RFC 9457 problem document (``application/problem+json``)."""
+    """An RFC 9457 problem document (`application/problem+json`)."""
 
     model_config = ConfigDict(extra="allow", title="Problem")
 

@@ -1,0 +1,153 @@
+"""Schemathesis against a running Gatehouse: the OpenAPI document must tell the truth.
+
+Starts the service under the production configuration (DEBUG and TESTING off, so errors are
+answered the way production answers them) on a scratch SQLite database, signs up one account,
+and runs schemathesis (tests/conformance/schemathesis.toml) against /api/v1/swagger.json with
+the checks not_a_server_error, status_code_conformance, content_type_conformance and
+response_schema_conformance, valid and invalid requests alike. The operations that end the
+fuzzing session (logout, account deletion) each get a pass and a token of their own, so they
+cannot turn every other request into a 401.
+
+    make api-conformance            # or: .venv/bin/python tests/conformance/run.py
+
+Bounded: a fixed number of examples per operation and a time limit per pass. Exit status 0
+when every pass passes and the server logged no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from app.services.tokens import generate_private_key, private_key_to_pem  # noqa: E402
+
+BIN = Path(sys.executable).parent
+CONFIG = ROOT / "tests" / "conformance" / "schemathesis.toml"
+SESSION_ENDING = ("POST /auth/logout", "DELETE /accounts/me")
+PASS_TIMEOUT_SECONDS = 600
+PASSWORD = "conformance passphrase 2026"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (loopback)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"conformance: the server exited with {server.returncode}")
+        try:
+            if call(url)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit("conformance: the server did not answer in time")
+
+
+def run_pass(name: str, spec_url: str, token: str, filters: list[str], workdir: Path) -> int:
+    command = [
+        str(BIN / "schemathesis"),
+        "--config-file",
+        str(CONFIG),
+        "run",
+        spec_url,
+        *filters,
+    ]
+    print(f"== schemathesis, {name}: {' '.join(command[3:])}", flush=True)
+    environ = {**os.environ, "GATEHOUSE_FUZZ_TOKEN": token}
+    try:
+        return subprocess.run(
+            command, cwd=workdir, env=environ, timeout=PASS_TIMEOUT_SECONDS, check=False
+        ).returncode
+    except subprocess.TimeoutExpired:
+        print(f"conformance: the {name} pass took over {PASS_TIMEOUT_SECONDS} s", flush=True)
+        return 1
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="gatehouse-conformance-") as scratch:
+        workdir = Path(scratch)
+        key_file = workdir / "signing-key.pem"
+        key_file.write_bytes(private_key_to_pem(generate_private_key("EdDSA")))
+        key_file.chmod(0o600)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        environ = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("GATEHOUSE_", "JWT_"))},
+            "GATEHOUSE_ENV": "production",
+            "DATABASE_URL": f"sqlite:///{workdir / 'conformance.db'}",
+            "JWT_PRIVATE_KEY_FILE": str(key_file),
+            "JWT_ISSUER": base,
+            # OWASP's minimum: a valid production value that keeps sign-ups quick.
+            "ARGON2_TIME_COST": "2",
+            "ARGON2_MEMORY_COST": "19456",
+            "ARGON2_PARALLELISM": "1",
+            "HSTS_ENABLED": "false",
+            "LOG_LEVEL": "WARNING",
+            "FLASK_APP": "run",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+        }
+        environ.pop("REDIS_URL", None)
+        subprocess.run([str(BIN / "flask"), "db", "upgrade"], cwd=ROOT, env=environ, check=True)
+        server = subprocess.Popen(
+            [sys.executable, "run.py"],
+            cwd=ROOT,
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=open(workdir / "server.log", "w"),  # noqa: SIM115 (closed with the process)
+        )
+        try:
+            spec_url = f"{base}/api/v1/swagger.json"
+            wait_until_serving(spec_url, server)
+            account = {"email": "fuzz@example.com", "password": PASSWORD}
+            assert call(f"{base}/api/v1/accounts", account)[0] == 201
+
+            def login() -> str:
+                return call(f"{base}/api/v1/auth/login", account)[1]["access_token"]
+
+            excluded = [arg for name in SESSION_ENDING for arg in ("--exclude-name", name)]
+            statuses = [run_pass("every other operation", spec_url, login(), excluded, workdir)]
+            for name in SESSION_ENDING:
+                statuses.append(
+                    run_pass(name, spec_url, login(), ["--include-name", name], workdir)
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            errors = (workdir / "server.log").read_text()
+            if "Traceback" in errors:
+                print("conformance: the server logged a traceback:\n" + errors[-4000:])
+                statuses.append(1)
+    print(f"== conformance: {'passed' if not any(statuses) else 'FAILED'}")
+    return 1 if any(statuses) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
