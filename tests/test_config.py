@@ -288,3 +288,12 @@ def test_application_code_reads_settings_only_through_the_typed_object():
     ]
 
     assert offenders == []
+
+
+def test_every_environment_setting_is_in_the_readme_table():
+    """An operator finds every setting the service reads from the environment documented."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
+
+    assert set(ENV_OVERRIDES) - documented == set()
