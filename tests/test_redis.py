@@ -9,50 +9,17 @@ the app opens no connection (gunicorn's preload, Redis down at start). Tests mar
 
 import logging
 import os
-import socket
-import threading
 
 import pytest
 import redis as redis_py
 
-from tests.helpers import ApiActions, assert_problem
+from tests.helpers import ApiActions, CountingListener, assert_problem
 
 REDIS_URL = os.environ.get("REDIS_URL")
 needs_redis = pytest.mark.skipif(
     not REDIS_URL, reason="needs REDIS_URL (runs in the PostgreSQL + Redis pass)"
 )
 CLOSED_PORT = "redis://127.0.0.1:1/0"
-
-
-class CountingListener:
-    """A TCP port that accepts and counts connections, standing in for a Redis server."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.socket.settimeout(0.1)
-        self.port = self.socket.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self.socket.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            connection.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.socket.close()
 
 
 @pytest.fixture
