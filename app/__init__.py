@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from app import api, cli, http, surfaces
+from app import api, cli, health, http, surfaces
 from app import logging as app_logging
 from app.extensions import db, migrate
 from app.runtime import build_runtime
@@ -43,6 +43,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     surfaces.init_app(app)
     http.init_app(app)
     api.init_app(app)
+    app.register_blueprint(health.blueprint)
     cli.init_app(app)
     return app
 

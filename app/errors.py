@@ -211,6 +211,20 @@ class ServiceUnavailable(DomainError):
         return {"Retry-After": "5"}
 
 
+class NotReady(ServiceUnavailable):
+    """A readiness check failed; ``checks`` names each check and its result."""
+
+    status, code, title = 503, "not_ready", "The service is not ready"
+
+    def __init__(self, checks: dict[str, str]) -> None:
+        failed = sorted(name for name, result in checks.items() if result not in ("ok", "skipped"))
+        super().__init__(f"Failing: {', '.join(failed)}.")
+        self.checks = checks
+
+    def extra(self) -> dict[str, Any]:
+        return {"checks": self.checks}
+
+
 # Stable codes for werkzeug's HTTP errors.
 HTTP_CODES = {
     400: "bad_request",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length
 
 from app.runtime import settings
@@ -21,6 +21,7 @@ from app.surfaces import current_surface
 
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 _OVERSIZED_KEY = "gatehouse.body_too_large"
+_UNREADABLE_KEY = "gatehouse.body_unreadable"
 
 
 def init_app(app: Flask) -> None:
@@ -37,7 +38,8 @@ class BoundedChunkedBody:
     Werkzeug stops reading such a body at ``MAX_CONTENT_LENGTH`` instead of refusing it, so a
     larger one would reach a parser cut short. Here it is read up to one byte past the limit:
     a body of exactly the limit is passed on whole, with its length; a longer one is marked and
-    refused with 413 before any view runs, whatever the endpoint parses (JSON, forms).
+    refused with 413 before any view runs, whatever the endpoint parses (JSON, forms). A body
+    whose chunk framing is broken is refused with 400 the same way, not left to crash the app.
     """
 
     def __init__(self, wsgi_app: Any, limit: int) -> None:
@@ -48,7 +50,11 @@ class BoundedChunkedBody:
         limit = self.limit
         # Werkzeug's rule: a chunked body's Content-Length (if any) means nothing.
         if get_content_length(environ) is None and environ.get("wsgi.input_terminated"):
-            body = environ["wsgi.input"].read(limit + 1)
+            try:
+                body = environ["wsgi.input"].read(limit + 1)
+            except (OSError, ValueError):  # bad chunk framing, or the client went away
+                environ[_UNREADABLE_KEY] = True
+                body = b""
             if len(body) > limit:
                 environ[_OVERSIZED_KEY] = True
                 body = b""
@@ -61,6 +67,8 @@ class BoundedChunkedBody:
 
 
 def _refuse_oversized_body() -> None:
+    if request.environ.get(_UNREADABLE_KEY):
+        raise BadRequest("The request body could not be read.")
     if request.environ.get(_OVERSIZED_KEY):
         raise RequestEntityTooLarge()
 

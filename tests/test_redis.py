@@ -11,7 +11,6 @@ import logging
 import os
 
 import pytest
-import redis as redis_py
 
 from tests.helpers import ApiActions, CountingListener, assert_problem
 
@@ -58,7 +57,10 @@ def test_authenticated_requests_make_no_redis_call(make_app, listener):
 
 
 def test_login_me_and_logout_with_unreachable_redis_succeed(make_app):
-    """REL-04: no 500 when Redis is down; every logout holds, from the database."""
+    """REL-04: a configured Redis that is down changes no answer; every logout holds.
+
+    A guard: it fails if Redis comes back onto the path of a request without a fallback.
+    """
     api = ApiActions(make_app(REDIS_URL=CLOSED_PORT, REDIS_SOCKET_TIMEOUT=0.2).test_client())
     tokens = api.signup_and_login()
 
@@ -102,17 +104,3 @@ def test_redis_coming_back_is_logged_and_used_again(app, caplog):
 
     assert redis.available is True
     assert any("reachable again" in r.getMessage() for r in caplog.records)
-
-
-@needs_redis
-def test_logout_holds_with_redis_flushed(app, api):
-    """REL-06: flushing every key of ours brings no logged-out token back."""
-    tokens = api.signup_and_login()
-    api.client.post("/api/v1/auth/logout", headers=tokens.headers)
-    client = redis_py.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(match=app.config["REDIS_KEY_PREFIX"] + "*"):
-        client.delete(key)
-    client.close()
-
-    assert_problem(api.me(tokens.access_token), 401, "invalid_token")
-    assert api.refresh(tokens.refresh_token).status_code == 401

@@ -8,9 +8,10 @@ what they do on the method, and ``app/api/openapi.py`` writes the OpenAPI docume
 records, so documentation and behaviour cannot drift.
 
 Refused with a problem document: a non-JSON media type (415), malformed JSON, bad UTF-8, NaN,
-deep nesting, duplicate keys, a body that is not an object (400), and, per field at any depth,
-unknown or missing fields, wrong types, out-of-range values and control characters (400
-``validation_failed``). Error details never echo the submitted value (it may be a password).
+nesting deeper than ``MAX_JSON_DEPTH``, duplicate keys, a body that is not an object (400),
+and, per field at any depth, unknown or missing fields, wrong types, out-of-range values and
+control characters (400 ``validation_failed``). Error details never echo the submitted value
+(it may be a password).
 Bodies over ``MAX_CONTENT_LENGTH`` never get here (413, ``app/http.py``).
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -42,6 +43,8 @@ M = TypeVar("M", bound=BaseModel)
 
 # A body of a thousand unknown keys gets a short answer, not a long list.
 MAX_REPORTED_ERRORS = 20
+# No body of ours nests half as deep; anything deeper is refused before it is walked.
+MAX_JSON_DEPTH = 32
 
 # pydantic error types → (our stable per-field code, what it tells the client).
 _TYPE_ERRORS = {
@@ -178,12 +181,12 @@ def parse_body(model: type[M]) -> M:
 
 
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no duplicate keys, no NaN or Infinity, bounded nesting.
+    """Strict JSON: UTF-8 only, no duplicate keys, no NaN or Infinity, at most 32 levels deep.
 
     Raises MalformedJSON, DuplicateKey.
     """
     try:
-        return json.loads(
+        document = json.loads(
             raw.decode("utf-8"),
             object_pairs_hook=_reject_duplicate_keys,
             parse_constant=_reject_constant,
@@ -192,6 +195,9 @@ def parse_json(raw: bytes) -> Any:
         raise DuplicateKey(f"The key {exc.key!r} appears more than once.") from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedJSON() from None
+    if _depth(document) > MAX_JSON_DEPTH:
+        raise MalformedJSON(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+    return document
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:
@@ -211,17 +217,38 @@ def _path(location: tuple[int | str, ...]) -> str:
     return ".".join(str(part)[:100] for part in location)
 
 
-def _unclean_strings(value: Any, path: str = "") -> Iterator[str]:
-    """Paths of every string, at any depth, that holds control characters."""
-    if isinstance(value, str):
-        if not is_clean_text(value):
-            yield path
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _unclean_strings(item, f"{path}.{key[:100]}" if path else key[:100])
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _unclean_strings(item, f"{path}.{index}")
+def _unclean_strings(document: Any) -> list[str]:
+    """Paths of every string, at any depth, that holds control characters.
+
+    Iterative: a document nested as deep as the parser allows must not exhaust the stack here.
+    """
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not is_clean_text(value):
+                found.append(path)
+        elif isinstance(value, dict):
+            stack.extend(
+                (f"{path}.{key[:100]}" if path else key[:100], item) for key, item in value.items()
+            )
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{index}", item) for index, item in enumerate(value))
+    return sorted(found)
+
+
+def _depth(document: Any) -> int:
+    """How deeply arrays and objects nest in ``document`` (a scalar is 0), iteratively."""
+    deepest = 0
+    stack: list[tuple[int, Any]] = [(0, document)]
+    while stack:
+        depth, value = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth + 1)
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((depth + 1, item) for item in items)
+    return deepest
 
 
 def is_clean_text(value: str) -> bool:

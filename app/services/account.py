@@ -82,11 +82,12 @@ def register_account(*, email: str, password: str, display_name: str | None = No
     )
     with unit_of_work() as uow:
         account.roles = [uow.session.get_one(Role, DEFAULT_ROLE)]
-        uow.session.add(account)
         try:
-            uow.session.flush()
+            with uow.savepoint():
+                uow.session.add(account)
+                uow.session.flush()
         except IntegrityError:
-            uow.rollback()
+            # Only the insert is undone, so a caller's enclosing work survives the refusal.
             if uow.session.scalar(select(Account.id).where(Account.email_key == key)) is not None:
                 raise EmailTaken() from None
             raise

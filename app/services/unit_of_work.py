@@ -3,7 +3,11 @@
 Every service function that writes opens ``with unit_of_work() as uow:`` and does its work on
 ``uow.session``; the block commits when it ends and rolls back when an exception leaves it, so
 a failed request leaves the database as it was and nothing else has to roll back for it.
-A block opened inside another joins it: the outermost block owns the transaction.
+
+A block opened inside another (a CLI command or an admin action that calls a service and then
+writes its own audit record) does not commit: it runs in a SAVEPOINT of the outer transaction.
+If it fails, only its own writes and hooks are undone; if it succeeds, its hooks join the outer
+block's and everything commits, or not, with the outermost block.
 
 Side effects register on it instead of running inline:
 
@@ -11,10 +15,13 @@ Side effects register on it instead of running inline:
   must commit or vanish with the change they describe (audit records, outbox messages).
 - ``uow.after_commit(fn)``: runs once the commit has succeeded, never after a rollback; for what
   must not happen unless the change is durable (security-event log lines, mail delivery,
-  invalidating another store). A failing hook is logged; the commit stands.
+  invalidating another store). A failing hook is logged; the commit stands. A hook may open a
+  unit of work of its own: it starts a new transaction.
 
 ``uow.commit()`` commits early, for the rare operation that must keep what it did and still
-fail (refresh-token reuse ends the session, then answers 401).
+fail (refresh-token reuse ends the session, then answers 401); only the outermost block may.
+``uow.savepoint()`` marks a point to roll back to without losing the rest (a unique index
+deciding a race: ``IntegrityError`` undoes the insert, not the transaction).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.extensions import db
 
@@ -34,12 +41,26 @@ _SESSION_KEY = "gatehouse.unit_of_work"
 
 
 class UnitOfWork:
-    """The transaction of one operation on ``session``, with its commit hooks."""
+    """The transaction of one operation on ``session``, with its commit hooks.
 
-    def __init__(self, session: Session) -> None:
+    ``parent`` is the enclosing unit of work for a nested block, which runs in ``savepoint``.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        parent: UnitOfWork | None = None,
+        savepoint: SessionTransaction | None = None,
+    ) -> None:
         self.session = session
+        self.parent = parent
+        self._savepoint = savepoint
         self._before_commit: list[Hook] = []
         self._after_commit: list[Hook] = []
+
+    @property
+    def is_outermost(self) -> bool:
+        return self.parent is None
 
     def before_commit(self, hook: Hook) -> None:
         """Run ``hook`` in the transaction, just before it commits (it may add rows)."""
@@ -49,35 +70,66 @@ class UnitOfWork:
         """Run ``hook`` once the transaction has committed; dropped if it rolls back."""
         self._after_commit.append(hook)
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undo only what the block wrote if it raises (the exception still propagates)."""
+        with self.session.begin_nested():
+            yield
+
     def commit(self) -> None:
-        """Run the before-commit hooks, commit, then run the after-commit hooks."""
+        """Run the before-commit hooks, commit, then run the after-commit hooks.
+
+        Raises RuntimeError in a nested block: only the outermost one decides.
+        """
+        if not self.is_outermost:
+            raise RuntimeError("only the outermost unit of work commits")
         while self._before_commit:
             self._before_commit.pop(0)()
         self.session.commit()
         hooks, self._after_commit = self._after_commit, []
-        for hook in hooks:
-            try:
-                hook()
-            except Exception:  # the change is committed; a side effect must not undo the answer
-                log.exception("after-commit hook %r failed", hook)
+        # A hook that writes opens a unit of work of its own, not this finished one.
+        registered = self.session.info.pop(_SESSION_KEY, None)
+        try:
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:  # the change is committed; a side effect must not undo it
+                    log.exception("after-commit hook %r failed", hook)
+        finally:
+            if registered is not None:
+                self.session.info[_SESSION_KEY] = registered
 
     def rollback(self) -> None:
-        """Undo everything since the last commit and forget the hooks registered meanwhile."""
+        """Undo this block's writes and forget the hooks it registered meanwhile.
+
+        The outermost block rolls the transaction back; a nested one, its savepoint.
+        """
         self._before_commit.clear()
         self._after_commit.clear()
-        self.session.rollback()
+        if self._savepoint is not None:
+            if self._savepoint.is_active:
+                self._savepoint.rollback()
+            self._savepoint = self.session.begin_nested()
+        else:
+            self.session.rollback()
+
+    def _hand_hooks_to_parent(self) -> None:
+        assert self.parent is not None
+        self.parent._before_commit.extend(self._before_commit)
+        self.parent._after_commit.extend(self._after_commit)
 
 
 @contextmanager
 def unit_of_work() -> Iterator[UnitOfWork]:
-    """Open (or join) the unit of work of the current database session.
+    """Open the unit of work of the current database session, or a nested one inside it.
 
-    Commits when the outermost block ends; rolls back when an exception leaves it.
+    The outermost block commits when it ends; any block rolls back (its own part) when an
+    exception leaves it.
     """
     session = db.session()
-    current: UnitOfWork | None = session.info.get(_SESSION_KEY)
-    if current is not None:
-        yield current
+    parent: UnitOfWork | None = session.info.get(_SESSION_KEY)
+    if parent is not None:
+        yield from _nested(session, parent)
         return
     uow = UnitOfWork(session)
     session.info[_SESSION_KEY] = uow
@@ -92,3 +144,19 @@ def unit_of_work() -> Iterator[UnitOfWork]:
         raise
     finally:
         session.info.pop(_SESSION_KEY, None)
+
+
+def _nested(session: Session, parent: UnitOfWork) -> Iterator[UnitOfWork]:
+    child = UnitOfWork(session, parent=parent, savepoint=session.begin_nested())
+    session.info[_SESSION_KEY] = child
+    try:
+        yield child
+        if child._savepoint is not None and child._savepoint.is_active:
+            child._savepoint.commit()  # RELEASE SAVEPOINT: the writes stay in the parent's
+        child._hand_hooks_to_parent()
+    except BaseException:
+        if child._savepoint is not None and child._savepoint.is_active:
+            child._savepoint.rollback()
+        raise
+    finally:
+        session.info[_SESSION_KEY] = parent

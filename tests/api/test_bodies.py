@@ -111,3 +111,23 @@ def test_every_failing_field_is_reported_at_once(client):
         ("extra", "unknown_field"),
         ("name", "invalid_type"),
     ]
+
+
+@pytest.mark.parametrize("depth", [33, 500, 941, 970, 990])
+def test_body_nested_past_the_limit_returns_400_malformed_json(client, depth):
+    """HTTP-03: refused before any walk over it, never a RecursionError 500."""
+    junk = "[" * depth + '"x"' + "]" * depth
+    data = '{"name": "parcel", "address": {"city": "Lyon"}, "tags": ' + junk + "}"
+
+    response = client.post(PATH, data=data, content_type="application/json")
+
+    assert_problem(response, 400, "malformed_json")
+
+
+def test_body_nested_to_the_limit_is_validated_field_by_field(client):
+    nested = "[" * 31 + '"x"' + "]" * 31  # 32 levels with the enclosing object
+    data = '{"name": "parcel", "address": {"city": "Lyon"}, "tags": ' + nested + "}"
+
+    assert field_errors(client.post(PATH, data=data, content_type="application/json")) == [
+        ("tags.0", "invalid_type")
+    ]

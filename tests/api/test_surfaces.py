@@ -170,3 +170,35 @@ def test_chunked_form_body_within_the_limit_is_read_whole(app, client):
 
     assert response.status_code == 200
     assert response.get_data() == b"x" * 1000
+
+
+class BrokenChunks(io.RawIOBase):
+    """What a server's de-chunking reader does with bad framing: raise on read."""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:  # the test client measures the stream first
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def readinto(self, buffer) -> int:
+        raise OSError("Invalid chunk header")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/login", "/nowhere"])
+def test_body_with_broken_chunk_framing_returns_400_problem(client, path):
+    """HTTP-01: a body the server cannot de-chunk is a 400 problem, not a 500 page."""
+    response = client.post(
+        path,
+        input_stream=BrokenChunks(),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    body = assert_problem(response, 400, "bad_request")
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert response.headers["Content-Security-Policy"] == API_CSP

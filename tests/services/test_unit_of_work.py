@@ -6,10 +6,12 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from app.errors import EmailTaken
 from app.extensions import db
 from app.models import Role
+from app.services.account import register_account
 from app.services.unit_of_work import unit_of_work
-from tests.helpers import count_rows
+from tests.helpers import STRONG_PASSWORD, count_rows
 
 
 @pytest.fixture
@@ -53,19 +55,90 @@ def test_block_left_by_an_exception_rolls_back_and_drops_its_hooks(app, ctx):
     assert not role_exists(app, role.name)
 
 
-def test_nested_block_joins_the_outer_transaction(app, ctx):
-    outer_role, inner_role = new_role(), new_role()
+def test_nested_block_commits_with_the_outer_one_only(app, ctx):
+    outer_role, inner_role, seen = new_role(), new_role(), []
 
     with pytest.raises(RuntimeError), unit_of_work() as outer:
         outer.session.add(outer_role)
         with unit_of_work() as inner:
-            assert inner is outer
+            assert inner is not outer and not inner.is_outermost
             inner.session.add(inner_role)
+            inner.after_commit(lambda: seen.append("inner hook"))
         assert role_exists(app, inner_role.name) is False  # the inner end commits nothing
         raise RuntimeError("the outer block fails")
 
+    assert seen == []
     assert not role_exists(app, outer_role.name)
     assert not role_exists(app, inner_role.name)
+
+
+def test_nested_block_that_succeeds_hands_its_hooks_to_the_outer_one(app, ctx):
+    inner_role, seen = new_role(), []
+
+    with unit_of_work() as outer:
+        with unit_of_work() as inner:
+            inner.session.add(inner_role)
+            inner.after_commit(lambda: seen.append(role_exists(app, inner_role.name)))
+        assert seen == []
+        outer.after_commit(lambda: seen.append("outer hook"))
+
+    assert seen == [True, "outer hook"]
+
+
+def test_failed_nested_block_undoes_only_its_own_writes_and_hooks(app, ctx):
+    """A caller that handles the inner failure keeps its own work (DATA-01, no half commit)."""
+    outer_role, inner_role, seen = new_role(), new_role(), []
+
+    with unit_of_work() as outer:
+        outer.session.add(outer_role)
+        outer.after_commit(lambda: seen.append("outer hook"))
+        with pytest.raises(RuntimeError), unit_of_work() as inner:
+            inner.session.add(inner_role)
+            inner.session.flush()
+            inner.after_commit(lambda: seen.append("inner hook"))
+            raise RuntimeError("the inner part fails")
+
+    assert seen == ["outer hook"]
+    assert role_exists(app, outer_role.name)
+    assert not role_exists(app, inner_role.name)
+
+
+def test_nested_block_may_not_commit_early(app, ctx):
+    with unit_of_work(), unit_of_work() as inner, pytest.raises(RuntimeError, match="outermost"):
+        inner.commit()
+
+
+def test_sign_up_refused_inside_a_larger_operation_keeps_that_operation(app, ctx):
+    """An admin action that signs someone up and records it: EmailTaken undoes the insert only."""
+    register_account(email="ada@example.com", password=STRONG_PASSWORD)
+    audit_stand_in, seen = new_role(), []
+
+    with unit_of_work() as uow:
+        uow.session.add(audit_stand_in)
+        uow.before_commit(lambda: seen.append("before"))
+        uow.after_commit(lambda: seen.append("after"))
+        with pytest.raises(EmailTaken):
+            register_account(email="ADA@example.com", password=STRONG_PASSWORD)
+
+    assert seen == ["before", "after"]
+    assert role_exists(app, audit_stand_in.name)
+    assert count_rows(app, "accounts") == 1
+
+
+def test_after_commit_hook_may_write_in_a_unit_of_work_of_its_own(app, ctx):
+    """The outbox sender marks a message sent after the change that queued it committed."""
+    role, later = new_role(), new_role()
+
+    def write_later() -> None:
+        with unit_of_work() as own:
+            own.session.add(later)
+
+    with unit_of_work() as uow:
+        uow.session.add(role)
+        uow.after_commit(write_later)
+
+    assert role_exists(app, role.name)
+    assert role_exists(app, later.name)
 
 
 def test_before_commit_hook_writes_in_the_same_transaction(app, ctx):
