@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,9 +33,20 @@ class Config:
 
     # Database. SQLite is the embedded default; PostgreSQL is the production database.
     DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'gatehouse.db'}"
-    # hide_parameters: a database error's log line must not carry the row (hash, email).
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
-    # Optional: when set, session revocations are also published to and looked up in Redis.
+    # The owner role that runs migrations, when the app's own role may not alter the schema
+    # (least privilege, DATA-05); `flask --app manage db upgrade` uses it, the server never does.
+    MIGRATION_DATABASE_URL: str | None = None
+    # Per process (gunicorn worker): pool_size + max_overflow connections at most.
+    DATABASE_POOL_SIZE = 5
+    DATABASE_MAX_OVERFLOW = 5
+    DATABASE_POOL_TIMEOUT_SECONDS = 3.0
+    DATABASE_POOL_RECYCLE_SECONDS = 1800
+    DATABASE_CONNECT_TIMEOUT_SECONDS = 5
+    # PostgreSQL: a statement or a lock wait past these ends with 503, never a hang (REL-03).
+    DATABASE_STATEMENT_TIMEOUT_MS = 5000
+    DATABASE_LOCK_TIMEOUT_MS = 3000
+    MIGRATION_LOCK_TIMEOUT_MS = 5000
+    # Optional: Redis for the state instances share (rate limits, cookie sessions).
     REDIS_URL: str | None = None
     REDIS_KEY_PREFIX = "gatehouse:"
     REDIS_SOCKET_TIMEOUT = 0.5
@@ -68,11 +79,25 @@ class Config:
     # HTTP.
     MAX_CONTENT_LENGTH = 64 * 1024
     HSTS_ENABLED = False
+    # Host names the service answers to; others get 400 (never echoed into a redirect).
+    # None accepts any (development); production requires a list.
+    TRUSTED_HOSTS: list[str] | None = None
+    # Proxies in front of the service whose X-Forwarded-For/-Proto/-Host are believed. 0: none,
+    # the client is the socket's peer and a forged header changes nothing.
+    TRUSTED_PROXY_HOPS = 0
+    DOCS_ENABLED = True
     RESTX_ERROR_404_HELP = False
     ERROR_INCLUDE_MESSAGE = False
     RESTX_MASK_SWAGGER = False
     SWAGGER_UI_DOC_EXPANSION = "list"
+
+    # Logs, metrics, traces.
     LOG_LEVEL = "INFO"
+    LOG_FORMAT = "text"
+    METRICS_ENABLED = True
+    METRICS_TOKEN: str | None = None
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None
+    OTEL_SERVICE_NAME = "gatehouse"
 
 
 class DevelopmentConfig(Config):
@@ -96,6 +121,7 @@ class ProductionConfig(Config):
     DATABASE_URL = None  # must be given explicitly
     HSTS_ENABLED = True
     JWT_ISSUER = None  # must be given explicitly: it is the public URL tokens name
+    LOG_FORMAT = "json"
 
 
 CONFIGS: dict[str, type[Config]] = {
@@ -108,8 +134,9 @@ CONFIGS: dict[str, type[Config]] = {
 class Settings(BaseModel):
     """The typed settings the services read: one object, built once per app by ``create_app``.
 
-    Each field is the lower-case name of a setting above (``JWT_ISSUER`` is ``jwt_issuer``).
-    Flask's and its extensions' own keys (``SQLALCHEMY_*``, ``RESTX_*``) stay in ``app.config``.
+    Each field is the lower-case name of a setting above (``JWT_ISSUER`` is ``jwt_issuer``), and
+    each may be set by an environment variable of the upper-case name. Flask's and its
+    extensions' own keys (``SQLALCHEMY_*``, ``RESTX_*``) stay in ``app.config``.
     """
 
     model_config = ConfigDict(
@@ -117,17 +144,36 @@ class Settings(BaseModel):
     )
 
     env_name: str
-    debug: bool
+    debug: bool = Field(description="Flask debug mode (production refuses it)")
     testing: bool
 
     database_url: str | None = Field(description="SQLAlchemy URL of the database")
-    redis_url: str | None = Field(description="Redis URL; shared client for rate limits")
+    migration_database_url: str | None = Field(
+        description="URL of the owner role that runs migrations (default: DATABASE_URL)"
+    )
+    database_pool_size: int = Field(description="Connections kept open per process")
+    database_max_overflow: int = Field(description="Extra connections a process may open")
+    database_pool_timeout_seconds: float = Field(
+        description="Wait for a free connection before 503"
+    )
+    database_pool_recycle_seconds: int = Field(description="Reopen connections older than this")
+    database_connect_timeout_seconds: int = Field(description="Give up connecting after this")
+    database_statement_timeout_ms: int = Field(
+        description="PostgreSQL statement_timeout of the app's sessions (0: none)"
+    )
+    database_lock_timeout_ms: int = Field(
+        description="PostgreSQL lock_timeout of the app's sessions (0: none)"
+    )
+    migration_lock_timeout_ms: int = Field(description="PostgreSQL lock_timeout of migrations")
+    redis_url: str | None = Field(description="Redis for state the instances share")
     redis_key_prefix: str = Field(description="Prefix of every Redis key")
     redis_socket_timeout: float = Field(description="Seconds before a Redis call gives up")
 
     jwt_algorithm: str = Field(description="EdDSA (Ed25519) or ES256 (P-256)")
     jwt_private_key: str | None = Field(description="PEM (PKCS#8) signing key")
-    jwt_private_key_file: str | None = Field(description="File holding the PEM signing key")
+    jwt_private_key_file: str | None = Field(
+        description="File holding the PEM signing key (mode 0600 or 0400)"
+    )
     jwt_retired_public_keys: str | None = Field(description="PEM public keys that still verify")
     jwt_retired_public_keys_file: str | None = Field(description="File of retired public keys")
     jwt_generate_key_file: str | None = Field(description="Development: generated key file")
@@ -146,7 +192,20 @@ class Settings(BaseModel):
 
     max_content_length: int = Field(description="Largest request body in bytes")
     hsts_enabled: bool = Field(description="Send Strict-Transport-Security")
+    trusted_hosts: list[str] | None = Field(
+        description="Host names answered (comma-separated); others get 400"
+    )
+    trusted_proxy_hops: int = Field(description="Proxies whose X-Forwarded-* headers count")
+    docs_enabled: bool = Field(description="Serve the Swagger UI page and OpenAPI document")
+
     log_level: str = Field(description="Level of the gatehouse logger")
+    log_format: Literal["json", "text"] = Field(description="One JSON object per line, or text")
+    metrics_enabled: bool = Field(description="Serve /metrics (Prometheus)")
+    metrics_token: str | None = Field(description="Bearer token /metrics requires, when set")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        description="OTLP/HTTP collector URL; traces are exported when set"
+    )
+    otel_service_name: str = Field(description="service.name of exported traces")
 
 
 # Settings that never come from the environment: the environment's own name, and testing.
@@ -162,12 +221,18 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _words(value: str) -> list[str]:
+    return [word.strip() for word in value.split(",") if word.strip()]
+
+
 def _parser_for(annotation: Any) -> Callable[[str], Any]:
     """The parser of an environment variable, from the setting's declared type."""
     if annotation is bool:
         return _bool
     if annotation in (int, float):
         return annotation
+    if "list[" in str(annotation):
+        return _words
     return str
 
 
@@ -185,9 +250,14 @@ def load_config(
     name: str | None = None,
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
+    *,
+    serving: bool = True,
 ) -> dict[str, Any]:
     """Return the settings of environment ``name`` with environment variables applied.
 
+    ``serving=False`` is for the command line (``manage.py``): it connects with
+    ``MIGRATION_DATABASE_URL`` when set, and does not ask for what only serving needs (the
+    signing key, the issuer, the trusted hosts).
     Raises ConfigurationError for an unknown environment, an unparsable value or, in
     production, an unsafe setting.
     """
@@ -210,10 +280,42 @@ def load_config(
                     raise ConfigurationError(f"{key}: {exc}") from None
     settings.update(overrides or {})
 
-    if settings["DATABASE_URL"]:
-        settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(settings["DATABASE_URL"])
-    _check(settings, environ)
+    url = settings["DATABASE_URL"]
+    if not serving and settings.get("MIGRATION_DATABASE_URL"):
+        url = settings["MIGRATION_DATABASE_URL"]
+    if url:
+        settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(url)
+        settings["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings)
+    _check(settings, environ, serving=serving)
     return settings
+
+
+def engine_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """SQLAlchemy engine options: bounded pools and timeouts on PostgreSQL (REL-01, REL-03).
+
+    ``pool_pre_ping`` notices connections a database restart broke; ``hide_parameters`` keeps
+    rows (hashes, emails) out of database errors' log lines. A process opens at most
+    ``DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW`` connections.
+    """
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    if not settings["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return options
+    timeouts = (
+        f"-c statement_timeout={int(settings['DATABASE_STATEMENT_TIMEOUT_MS'])} "
+        f"-c lock_timeout={int(settings['DATABASE_LOCK_TIMEOUT_MS'])}"
+    )
+    options.update(
+        pool_size=settings["DATABASE_POOL_SIZE"],
+        max_overflow=settings["DATABASE_MAX_OVERFLOW"],
+        pool_timeout=settings["DATABASE_POOL_TIMEOUT_SECONDS"],
+        pool_recycle=settings["DATABASE_POOL_RECYCLE_SECONDS"],
+        connect_args={
+            "connect_timeout": settings["DATABASE_CONNECT_TIMEOUT_SECONDS"],
+            "options": timeouts,
+            "application_name": "gatehouse",
+        },
+    )
+    return options
 
 
 def typed_settings(config: dict[str, Any]) -> Settings:
@@ -234,7 +336,7 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def _check(settings: dict[str, Any], environ: dict[str, str]) -> None:
+def _check(settings: dict[str, Any], environ: dict[str, str], *, serving: bool) -> None:
     if settings["JWT_ALGORITHM"] not in SUPPORTED_ALGORITHMS:
         raise ConfigurationError(f"JWT_ALGORITHM must be one of {', '.join(SUPPORTED_ALGORITHMS)}")
     if settings["PASSWORD_MIN_LENGTH"] < 8:
@@ -247,25 +349,26 @@ def _check(settings: dict[str, Any], environ: dict[str, str]) -> None:
         raise ConfigurationError("refresh-token and session lifetimes must be positive")
     if not 0 <= settings["JWT_LEEWAY_SECONDS"] <= 60:
         raise ConfigurationError("JWT_LEEWAY_SECONDS must be between 0 and 60")
+    if settings["TRUSTED_PROXY_HOPS"] < 0:
+        raise ConfigurationError("TRUSTED_PROXY_HOPS must be 0 or more")
+    for key in ("DATABASE_POOL_SIZE", "DATABASE_STATEMENT_TIMEOUT_MS", "DATABASE_LOCK_TIMEOUT_MS"):
+        if settings[key] < 0:
+            raise ConfigurationError(f"{key} must be 0 or more")
     if settings["ENV_NAME"] == "production":
-        _check_production(settings, environ)
+        _check_production(settings, environ, serving=serving)
 
 
-def _check_production(settings: dict[str, Any], environ: dict[str, str]) -> None:
+def _check_production(settings: dict[str, Any], environ: dict[str, str], *, serving: bool) -> None:
     if settings["DEBUG"]:
         raise ConfigurationError("production refuses to start with DEBUG on")
     # `flask run --debug` sets FLASK_DEBUG and starts Werkzeug's interactive debugger whatever
     # the app's DEBUG says; the same truthiness rule as flask.helpers.get_debug_flag.
     if environ.get("FLASK_DEBUG", "").lower() not in ("", "0", "false", "no"):
         raise ConfigurationError("production refuses to start with FLASK_DEBUG on")
-    if not (settings["JWT_PRIVATE_KEY"] or settings["JWT_PRIVATE_KEY_FILE"]):
-        raise ConfigurationError(
-            "production needs a signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE"
-        )
     if not settings["DATABASE_URL"]:
         raise ConfigurationError("production needs DATABASE_URL")
-    if not settings["JWT_ISSUER"]:
-        raise ConfigurationError("production needs JWT_ISSUER (the service's public URL)")
+    if serving:
+        _check_production_serving(settings)
     if (
         settings["ARGON2_MEMORY_COST"] < 19456
         or settings["ARGON2_TIME_COST"] < 2
@@ -273,4 +376,18 @@ def _check_production(settings: dict[str, Any], environ: dict[str, str]) -> None
     ):
         raise ConfigurationError(
             "production refuses Argon2 parameters below OWASP's minimum (m=19456, t=2, p=1)"
+        )
+
+
+def _check_production_serving(settings: dict[str, Any]) -> None:
+    """What only a serving process needs; migrations and key generation do without."""
+    if not (settings["JWT_PRIVATE_KEY"] or settings["JWT_PRIVATE_KEY_FILE"]):
+        raise ConfigurationError(
+            "production needs a signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE"
+        )
+    if not settings["JWT_ISSUER"]:
+        raise ConfigurationError("production needs JWT_ISSUER (the service's public URL)")
+    if not settings["TRUSTED_HOSTS"]:
+        raise ConfigurationError(
+            "production needs TRUSTED_HOSTS (the host names it answers to, comma-separated)"
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Response, g, has_request_context, request
+from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -306,6 +307,9 @@ def problem_json(problem: Problem) -> Response:
         request_id = getattr(g, "request_id", None)
         if request_id:
             body["request_id"] = request_id
+    trace_id = current_trace_id()
+    if trace_id:
+        body["trace_id"] = trace_id
     body.update(problem.extra)
     response = Response(json.dumps(body), status=problem.status, mimetype=PROBLEM_MEDIA_TYPE)
     response.headers.update(problem.headers)
@@ -318,3 +322,9 @@ def _is_database_unavailable(error: BaseException) -> bool:
     return isinstance(error, OperationalError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     )
+
+
+def current_trace_id() -> str | None:
+    """The W3C trace id of the span in progress, when tracing is on (``app/tracing.py``)."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None

@@ -19,6 +19,8 @@ from typing import Protocol
 
 import redis
 
+from app import metrics
+
 log = logging.getLogger("gatehouse.redis")
 
 
@@ -87,6 +89,7 @@ class RedisConnection:
 
     def report_failure(self, action: str, error: Exception) -> None:
         """Note a failed call; the first of an outage is logged, the rest are not."""
+        metrics.REDIS_ERRORS.inc()
         if self._down_until == 0.0:
             log.warning("redis unavailable (%s: %s); serving degraded", action, error)
         self._down_until = time.monotonic() + self.retry_after_seconds

@@ -10,7 +10,7 @@ from app.clock import Clock, SystemClock
 from app.redis_client import SharedRedis, build_shared_redis
 from app.services.passwords import PasswordHasher, PasswordPolicy
 from app.services.tokens import AccessTokenCodec, KeySet, load_retired_keys, load_signing_key
-from config import Settings
+from config import ConfigurationError, Settings
 
 EXTENSION_KEY = "gatehouse"
 
@@ -21,12 +21,19 @@ class Runtime:
     clock: Clock
     hasher: PasswordHasher
     password_policy: PasswordPolicy
-    tokens: AccessTokenCodec
+    token_codec: AccessTokenCodec | None
     redis: SharedRedis
 
+    @property
+    def tokens(self) -> AccessTokenCodec:
+        """The access-token codec; an app built for the command line has none."""
+        if self.token_codec is None:
+            raise ConfigurationError("this app was built for the command line: it has no keys")
+        return self.token_codec
 
-def build_runtime(app: Flask, settings: Settings) -> Runtime:
-    keys = KeySet(load_signing_key(settings), load_retired_keys(settings))
+
+def build_runtime(app: Flask, settings: Settings, *, serving: bool = True) -> Runtime:
+    """Build the collaborators; ``serving=False`` (the command line) loads no signing key."""
     runtime = Runtime(
         settings=settings,
         clock=SystemClock(),
@@ -38,13 +45,7 @@ def build_runtime(app: Flask, settings: Settings) -> Runtime:
         password_policy=PasswordPolicy(
             min_length=settings.password_min_length, max_length=settings.password_max_length
         ),
-        tokens=AccessTokenCodec(
-            keys,
-            issuer=settings.jwt_issuer or "",
-            audience=settings.jwt_audience,
-            lifetime_seconds=settings.access_token_lifetime_seconds,
-            leeway_seconds=settings.jwt_leeway_seconds,
-        ),
+        token_codec=_token_codec(settings) if serving else None,
         redis=build_shared_redis(
             settings.redis_url,
             prefix=settings.redis_key_prefix,
@@ -53,6 +54,16 @@ def build_runtime(app: Flask, settings: Settings) -> Runtime:
     )
     app.extensions[EXTENSION_KEY] = runtime
     return runtime
+
+
+def _token_codec(settings: Settings) -> AccessTokenCodec:
+    return AccessTokenCodec(
+        KeySet(load_signing_key(settings), load_retired_keys(settings)),
+        issuer=settings.jwt_issuer or "",
+        audience=settings.jwt_audience,
+        lifetime_seconds=settings.access_token_lifetime_seconds,
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
 
 
 def runtime() -> Runtime:

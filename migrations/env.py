@@ -98,6 +98,13 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # A migration waits for a table lock at most this long, then fails, instead of
+            # queueing every request behind it (OPS-04); it may itself run as long as it needs.
+            lock_timeout = int(current_app.config["MIGRATION_LOCK_TIMEOUT_MS"])
+            connection.exec_driver_sql(f"SET lock_timeout = {lock_timeout}")
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

@@ -105,6 +105,7 @@ def make_app(database_url: str, redis_prefix: str | None):
             settings.update(
                 JWT_PRIVATE_KEY=private_key_to_pem(generate_private_key("EdDSA")).decode(),
                 JWT_ISSUER="https://auth.example.test",
+                TRUSTED_HOSTS=["localhost"],  # the test client's Host
             )
             if not production_hashing:
                 # OWASP's minimum keeps these tests quick while staying a valid production value.

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, request
 from flask_restx import Api
+from werkzeug.exceptions import HTTPException, NotFound
 
 from app import surfaces
 from app.api import security
@@ -36,6 +37,15 @@ class GatehouseApi(Api):
 
     def handle_error(self, e: Exception) -> Response:
         return render_api_error(e)
+
+    def _should_use_fr_error_handler(self) -> bool:
+        # RESTx matches the URL again to decide; a Host outside TRUSTED_HOSTS makes that raise
+        # (werkzeug's SecurityError) inside the error handler itself. Such a request is no
+        # one's route: the app's handler answers it.
+        try:
+            return bool(super()._should_use_fr_error_handler())
+        except HTTPException:
+            return False
 
     @property
     def __schema__(self) -> dict[str, Any]:
@@ -90,7 +100,16 @@ def init_app(app: Flask) -> None:
     security.init_app(app)
     app.register_blueprint(blueprint)
     app.register_blueprint(jwks_blueprint)
-    app.register_blueprint(docs_blueprint)
     surfaces.register(app, API_SURFACE, blueprint.name)
     surfaces.register(app, surfaces.API_SURFACE, jwks_blueprint.name)
-    surfaces.register(app, DOCS_SURFACE, docs_blueprint.name, "restx_doc")
+    if app.extensions["gatehouse"].settings.docs_enabled:
+        app.register_blueprint(docs_blueprint)
+        surfaces.register(app, DOCS_SURFACE, docs_blueprint.name, "restx_doc")
+    else:
+        app.before_request(_hide_docs)
+
+
+def _hide_docs() -> None:
+    """DOCS_ENABLED off: the OpenAPI document and Swagger UI's assets are not served."""
+    if request.endpoint in ("api.specs", "restx_doc.static"):
+        raise NotFound()

@@ -108,6 +108,9 @@ class ProblemResponse(ResponseBody):
     code: str = Field(description="Stable machine-readable error code; match on this")
     instance: str | None = Field(default=None, description="The path that was requested")
     request_id: str | None = Field(default=None, description="Also in the server's log lines")
+    trace_id: str | None = Field(
+        default=None, description="W3C trace id, when tracing is on (also in the log lines)"
+    )
     errors: list[FieldProblem] | None = Field(
         default=None, description="Per-field errors of a `validation_failed` body"
     )

@@ -6,7 +6,6 @@ and leaves the database as it was.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any
 
@@ -24,11 +23,10 @@ from app.errors import (
 )
 from app.models import Account, AuthSession, Role
 from app.runtime import runtime
+from app.services.events import security_event
 from app.services.principal import Principal
 from app.services.sessions import announce_ended_sessions, end_sessions
 from app.services.unit_of_work import UnitOfWork, unit_of_work
-
-log = logging.getLogger("gatehouse.account")
 
 DEFAULT_ROLE = "user"
 UNSET: Any = object()
@@ -92,7 +90,7 @@ def register_account(*, email: str, password: str, display_name: str | None = No
                 raise EmailTaken() from None
             raise
         account_id = account.id
-        uow.after_commit(lambda: log.info("account created: account=%s", account_id))
+        uow.after_commit(lambda: security_event("user_created", account_id=account_id))
     return account
 
 
@@ -143,7 +141,7 @@ def change_password(principal: Principal, *, current_password: str, new_password
             )
         ).all()
         end_sessions(uow, others, reason="password_changed", now=now)
-        uow.after_commit(lambda: log.info("password changed: account=%s", account_id))
+        uow.after_commit(lambda: security_event("authn_password_change", account_id=account_id))
 
 
 def _lock_live_session(uow: UnitOfWork, session_id: uuid.UUID) -> bool:
@@ -171,7 +169,7 @@ def delete_account(principal: Principal, *, password: str) -> None:
         )
         uow.session.delete(account)
         announce_ended_sessions(uow, session_ids, reason="account_deleted")
-        uow.after_commit(lambda: log.info("account deleted: account=%s", account_id))
+        uow.after_commit(lambda: security_event("user_deleted", account_id=account_id))
 
 
 def swap_password_hash(uow: UnitOfWork, account_id: uuid.UUID, expected: str, new: str) -> bool:

@@ -27,13 +27,12 @@ from app.extensions import db
 from app.models import Account, AuthSession, RefreshToken
 from app.runtime import runtime
 from app.services.account import email_lookup_key, swap_password_hash
+from app.services.events import security_event
 from app.services.passwords import normalise_password
 from app.services.principal import CredentialKind, Principal
 from app.services.sessions import end_sessions
 from app.services.tokens import digest_refresh_token, new_refresh_token
 from app.services.unit_of_work import UnitOfWork, unit_of_work
-
-log = logging.getLogger("gatehouse.auth")
 
 # Refresh tokens we issue are 43 characters; anything far outside is junk, not worth a query.
 REFRESH_TOKEN_LENGTHS = range(16, 513)
@@ -62,11 +61,13 @@ def login(
     if account is None:
         # Verify against a dummy hash so the answer takes as long as for a real account.
         rt.hasher.verify_dummy(password)
-        log.info("login failed: reason=unknown_account")
+        security_event("authn_login_fail", outcome="failure", reason="unknown_account")
         raise InvalidCredentials()
     verified_hash, account_id = account.password_hash, account.id
     if not rt.hasher.verify(verified_hash, password):
-        log.info("login failed: reason=wrong_password account=%s", account_id)
+        security_event(
+            "authn_login_fail", outcome="failure", reason="wrong_password", account_id=account_id
+        )
         raise InvalidCredentials()
     new_hash = (
         rt.hasher.hash(normalise_password(password))
@@ -78,7 +79,12 @@ def login(
         # change or deletion that committed meanwhile wins, and one that comes later waits for
         # this login and then ends its session. The same statement upgrades an outdated hash.
         if not swap_password_hash(uow, account_id, verified_hash, new_hash):
-            log.info("login failed: reason=password_changed_meanwhile account=%s", account_id)
+            security_event(
+                "authn_login_fail",
+                outcome="failure",
+                reason="password_changed_meanwhile",
+                account_id=account_id,
+            )
             raise InvalidCredentials()
         session = AuthSession(
             id=uuid.uuid4(),
@@ -95,7 +101,9 @@ def login(
         pair = _issue_tokens(uow, account, session, now)
         session_id = session.id
         uow.after_commit(
-            lambda: log.info("login succeeded: account=%s sid=%s", account_id, session_id)
+            lambda: security_event(
+                "authn_login_success", account_id=account_id, session_id=session_id
+            )
         )
     return pair
 
@@ -160,7 +168,9 @@ def _end_session_for_reuse(uow: UnitOfWork, session_id: uuid.UUID, now: datetime
     """End the session whose refresh token came back, commit that, and refuse the refresh."""
     end_sessions(uow, [session_id], reason="refresh_token_reused", now=now)
     uow.after_commit(
-        lambda: log.warning("refresh token reuse detected: session ended sid=%s", session_id)
+        lambda: security_event(
+            "authn_token_reuse", outcome="failure", level=logging.WARNING, session_id=session_id
+        )
     )
     uow.commit()  # the session stays ended though the request fails
     raise RefreshTokenReused()

@@ -6,6 +6,7 @@ services take it as the caller's identity and never look at the request themselv
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,13 @@ class Principal:
     auth_time: datetime
     scopes: frozenset[str] | None = None
     claims: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Plain copies, read without touching the database (log lines, after a commit or deletion).
+    account_id: uuid.UUID = field(init=False)
+    session_id: uuid.UUID | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "account_id", self.account.id)
+        object.__setattr__(self, "session_id", self.session.id if self.session else None)
 
     def has_scopes(self, required: Iterable[str]) -> bool:
         return self.scopes is None or self.scopes.issuperset(required)

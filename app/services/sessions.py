@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -10,9 +9,8 @@ from datetime import datetime
 from sqlalchemy import update
 
 from app.models import AuthSession
+from app.services.events import security_event
 from app.services.unit_of_work import UnitOfWork
-
-log = logging.getLogger("gatehouse.sessions")
 
 
 def end_sessions(
@@ -44,9 +42,10 @@ def announce_ended_sessions(
     For sessions ended by :func:`end_sessions`, or deleted with their account.
     """
     ids = list(session_ids)
+
+    def announce() -> None:
+        for session_id in ids:
+            security_event("session_end", reason=reason, session_id=session_id)
+
     if ids:
-        uow.after_commit(
-            lambda: log.info(
-                "sessions ended: reason=%s sids=%s", reason, ",".join(str(sid) for sid in ids)
-            )
-        )
+        uow.after_commit(announce)

@@ -125,7 +125,7 @@ def load_signing_key(settings: Settings) -> SigningKey:
     """
     algorithm = settings.jwt_algorithm
     pem = _configured_pem(
-        settings.jwt_private_key, settings.jwt_private_key_file, "JWT_PRIVATE_KEY"
+        settings.jwt_private_key, settings.jwt_private_key_file, "JWT_PRIVATE_KEY", secret=True
     )
     if pem is None and settings.jwt_generate_key_file:
         pem = _generated_key_file(Path(settings.jwt_generate_key_file), algorithm)
@@ -140,23 +140,42 @@ def load_signing_key(settings: Settings) -> SigningKey:
     return signing_key_from_private(private_key, algorithm)
 
 
-def _configured_pem(text: str | None, path: str | None, setting: str) -> bytes | None:
+def _configured_pem(
+    text: str | None, path: str | None, setting: str, *, secret: bool = False
+) -> bytes | None:
     """PEM from ``setting`` (the text itself) or else ``<setting>_FILE`` (a path); None if unset.
 
-    Raises ConfigurationError when the file cannot be read.
+    A ``secret`` file (a private key) must be readable by its owner alone (OPS-03).
+    Raises ConfigurationError when the file cannot be read or is open to others.
     """
     if text:
         return text.encode()
     if not path:
         return None
+    if secret:
+        refuse_shared_secret_file(Path(path), f"{setting}_FILE")
     try:
         return Path(path).read_bytes()
     except OSError as exc:
         raise ConfigurationError(f"cannot read {setting}_FILE: {exc.strerror}") from None
 
 
+def refuse_shared_secret_file(path: Path, setting: str) -> None:
+    """Raise ConfigurationError when ``path`` is readable or writable by group or others."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {setting}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"{setting} {path} is open to group or others (mode {mode & 0o777:04o}); "
+            "make it 0600 or 0400"
+        )
+
+
 def _generated_key_file(path: Path, algorithm: str) -> bytes:
     if path.exists():
+        refuse_shared_secret_file(path, "the development key file")
         return path.read_bytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = private_key_to_pem(generate_private_key(algorithm))

@@ -1,10 +1,6 @@
 """The whole API surface: anonymous access and secrets in logs."""
 
-import logging
-
-import pytest
-
-from tests.helpers import STRONG_PASSWORD, assert_problem
+from tests.helpers import assert_problem
 
 PUBLIC = {("post", "/accounts"), ("post", "/auth/login"), ("post", "/auth/refresh")}
 
@@ -39,49 +35,6 @@ def test_public_list_is_what_the_document_marks_as_open(client):
     }
 
     assert open_operations == PUBLIC
-
-
-@pytest.mark.parametrize("config_name", ["testing", "production"])
-def test_logs_of_a_full_cycle_hold_no_secret(make_app, caplog, config_name):
-    """OPS-01: no password, token or hash in any log line."""
-    app = make_app(config_name)
-    client = app.test_client()
-    new_password = "another long passphrase"
-    secrets = [STRONG_PASSWORD, new_password]
-
-    with caplog.at_level(logging.DEBUG):
-        client.post(
-            "/api/v1/accounts", json={"email": "ada@example.com", "password": STRONG_PASSWORD}
-        )
-        client.post(
-            "/api/v1/auth/login", json={"email": "ada@example.com", "password": "wrong pw 1"}
-        )
-        client.post(
-            "/api/v1/auth/login", json={"email": "nobody@example.com", "password": "wrong pw 2"}
-        )
-        tokens = client.post(
-            "/api/v1/auth/login", json={"email": "ada@example.com", "password": STRONG_PASSWORD}
-        ).get_json()
-        rotated = client.post(
-            "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
-        ).get_json()
-        client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
-        headers = {"Authorization": f"Bearer {rotated['access_token']}"}
-        client.get("/api/v1/accounts/me", headers=headers)
-        client.post(
-            "/api/v1/accounts/me/password",
-            json={"current_password": STRONG_PASSWORD, "new_password": new_password},
-            headers=headers,
-        )
-        client.post("/api/v1/auth/logout", headers=headers)
-        secrets += ["wrong pw 1", "wrong pw 2"]
-        secrets += [tokens["access_token"], tokens["refresh_token"], rotated["refresh_token"]]
-
-    text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "login succeeded" in text  # the cycle really was logged
-    for secret in secrets:
-        assert secret not in text
-    assert "$argon2" not in text
 
 
 def test_every_401_names_the_bearer_scheme(client, api):

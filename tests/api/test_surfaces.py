@@ -202,3 +202,13 @@ def test_body_with_broken_chunk_framing_returns_400_problem(client, path):
     body = assert_problem(response, 400, "bad_request")
     assert body["request_id"] == response.headers["X-Request-ID"]
     assert response.headers["Content-Security-Policy"] == API_CSP
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/docs", "/api/v1/swagger.json", "/swaggerui/swagger-ui-bundle.js"]
+)
+def test_docs_off_serves_neither_the_page_nor_the_document(make_app, path):
+    client = make_app("production", DOCS_ENABLED=False).test_client()
+
+    assert_problem(client.get(path), 404, "not_found")
+    assert client.get("/api/v1/accounts/me").status_code == 401  # the API itself still answers

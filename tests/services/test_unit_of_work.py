@@ -219,12 +219,12 @@ def test_login_that_fails_to_commit_logs_no_success(app, api, caplog, monkeypatc
         raise RuntimeError("commit failed")
 
     monkeypatch.setattr(session_class, "commit", refuse)
-    with caplog.at_level(logging.INFO, logger="gatehouse.auth"):
+    with caplog.at_level(logging.INFO, logger="gatehouse.security"):
         response = api.client.post(
             "/api/v1/auth/login",
             json={"email": "ada@example.com", "password": "correct horse battery staple"},
         )
 
     assert response.status_code == 500
-    assert not any("login succeeded" in record.getMessage() for record in caplog.records)
+    assert not any("authn_login_success" in record.getMessage() for record in caplog.records)
     assert count_rows(app, "sessions") == 0
