@@ -5,15 +5,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
-export FLASK_APP := run
+export FLASK_APP := manage
 # `make run` is for development; production sets GATEHOUSE_ENV=production and its secrets.
 export GATEHOUSE_ENV ?= development
 
-.PHONY: run test lint check-migrations api-conformance bench venv lock clean
+.PHONY: run serve test lint check-migrations api-conformance bench venv lock clean check-deploy
 
 run: $(STAMP)
 	$(BIN)/flask db upgrade
 	$(BIN)/python run.py
+
+# The production server (gunicorn.conf.py) with whatever environment is set: GATEHOUSE_ENV and
+# the settings of docs/configuration.md. Migrations stay a separate, explicit step.
+serve: $(STAMP)
+	$(BIN)/gunicorn -c gunicorn.conf.py run:app
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -63,3 +68,8 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Static checks of the Dockerfile, compose.yaml, the workflows and the Helm chart (no container
+# engine needed): scripts/check-deploy.sh says what each one checks.
+check-deploy: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/check-deploy.sh

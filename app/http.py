@@ -24,9 +24,15 @@ _OVERSIZED_KEY = "gatehouse.body_too_large"
 _UNREADABLE_KEY = "gatehouse.body_unreadable"
 
 
+# Probes and scrapes come by pod or container address, not by the public host name.
+UNNAMED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 def init_app(app: Flask) -> None:
-    limit = app.extensions["gatehouse"].settings.max_content_length
-    app.wsgi_app = BoundedChunkedBody(app.wsgi_app, limit)
+    settings = app.extensions["gatehouse"].settings
+    app.wsgi_app = BoundedChunkedBody(app.wsgi_app, settings.max_content_length)
+    if settings.trusted_hosts:
+        app.wsgi_app = ProbesNeedNoHost(app.wsgi_app, settings.trusted_hosts[0])
     app.before_request(_assign_request_id)
     app.before_request(_refuse_oversized_body)
     app.after_request(_add_headers)
@@ -63,6 +69,23 @@ class BoundedChunkedBody:
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("HTTP_TRANSFER_ENCODING", None)
             environ.pop("wsgi.input_terminated", None)
+        return self.wsgi_app(environ, start_response)
+
+
+class ProbesNeedNoHost:
+    """WSGI middleware: liveness, readiness and metrics answer whatever ``Host`` they are sent.
+
+    Orchestrators call them at the pod's address; ``TRUSTED_HOSTS`` (which protects the
+    redirects and links of everything else) would refuse them. Their answers build no URL.
+    """
+
+    def __init__(self, wsgi_app: Any, host: str) -> None:
+        self.wsgi_app = wsgi_app
+        self.host = host
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") in UNNAMED_PATHS:
+            environ["HTTP_HOST"] = self.host
         return self.wsgi_app(environ, start_response)
 
 

@@ -12,6 +12,14 @@ from __future__ import annotations
 import hmac
 import os
 import time
+from pathlib import Path
+
+# prometheus_client picks its storage when first imported, from this variable: an empty value
+# would scatter files into the working directory, a missing directory crash every command.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == "":
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+elif os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import (

@@ -258,3 +258,13 @@ def test_exhausted_pool_answers_503_after_the_pool_timeout(make_app):
         held.close()
 
     assert_problem(result["response"], 503, "service_unavailable")
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_probes_and_scrapes_answer_at_any_host(make_app, path):
+    """Kubernetes and Prometheus call these at the pod's address, not the public name."""
+    client = make_app("production", TRUSTED_HOSTS=["auth.example.com"]).test_client()
+
+    response = client.get(path, headers={"Host": "10.1.2.3:8000"})
+
+    assert response.status_code == 200

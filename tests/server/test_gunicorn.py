@@ -1,0 +1,226 @@
+"""Gatehouse under the real gunicorn: graceful shutdown, slow clients, metrics across workers.
+
+SECURITY.md REL-08 (SIGTERM under load), REL-10 in part (slow clients must not take every
+thread), OPS-01 (no query strings in the access log), HTTP-01 (untrusted Host).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import create_engine, func, select
+
+from app.models import Account
+from config import normalise_database_url
+
+PASSWORD = "correct horse battery staple"
+
+
+def call(url: str, body: dict | None = None, headers: dict | None = None, timeout: float = 30):
+    """``(status, body bytes)``; an HTTP error status is an answer too."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 (loopback)
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_sigterm_lets_requests_in_flight_finish_and_loses_no_sign_up(start_server, database_url):
+    """REL-08: every accepted request gets its whole answer; every 201 is in the database."""
+    server = start_server(GUNICORN_GRACEFUL_TIMEOUT="30")
+    call(f"{server.base_url}/api/v1/accounts", {"email": "ada@example.com", "password": PASSWORD})
+
+    def signup(index: int):
+        email = f"user{index}@example.com"
+        return (
+            "signup",
+            email,
+            call(f"{server.base_url}/api/v1/accounts", {"email": email, "password": PASSWORD}),
+        )
+
+    def login(index: int):
+        body = {"email": "ada@example.com", "password": PASSWORD}
+        return "login", None, call(f"{server.base_url}/api/v1/auth/login", body)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(signup if i % 2 else login, i) for i in range(8)]
+        time.sleep(0.3)  # accepted and hashing
+        started = time.monotonic()
+        server.process.send_signal(15)
+        results = [future.result(timeout=60) for future in futures]
+    exit_code = server.process.wait(timeout=60)
+    stopped_after = time.monotonic() - started
+
+    statuses = [status for _, _, (status, _) in results]
+    assert statuses.count(201) == 4 and statuses.count(200) == 4, statuses
+    for _, _, (_, body) in results:
+        json.loads(body)  # complete JSON, not a cut connection
+    created = {email for kind, email, (status, _) in results if kind == "signup" and status == 201}
+    engine = create_engine(normalise_database_url(database_url))
+    with engine.connect() as connection:
+        stored = set(connection.scalars(select(Account.email).where(Account.email.in_(created))))
+        total = connection.scalar(select(func.count()).select_from(Account))
+    engine.dispose()
+    assert stored == created
+    assert total == 5
+    assert exit_code == 0
+    assert stopped_after < 30
+
+
+def test_half_open_connections_do_not_take_every_thread(start_server):
+    """Slow or silent clients wait in the poller, not in a worker thread."""
+    server = start_server()
+    idle = []
+    for index in range(300):
+        connection = socket.create_connection(("127.0.0.1", server.port))
+        if index % 2:
+            connection.sendall(b"GET /api/v1/accounts/me HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        idle.append(connection)
+    try:
+        started = time.monotonic()
+        status, _ = call(f"{server.base_url}/healthz", timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        for connection in idle:
+            connection.close()
+
+    assert status == 200
+    assert elapsed < 3, elapsed
+
+
+def test_trickling_clients_are_cut_off_at_the_deadline_and_hold_no_thread(start_server):
+    """Slowloris: a byte at a time costs the attacker a socket, never a thread, and ends."""
+    server = start_server(GUNICORN_REQUEST_READ_TIMEOUT="2")
+    tricklers = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+    started = time.monotonic()
+    answered, cut_off = [], 0
+    try:
+        while time.monotonic() - started < 4:
+            for connection in list(tricklers):
+                try:
+                    connection.sendall(b"X")
+                except OSError:
+                    tricklers.remove(connection)
+                    connection.close()
+                    cut_off += 1
+            before = time.monotonic()
+            status, _ = call(f"{server.base_url}/healthz", timeout=5)
+            answered.append((status, time.monotonic() - before))
+            time.sleep(0.2)
+    finally:
+        for connection in tricklers:
+            connection.close()
+
+    assert all(status == 200 for status, _ in answered)
+    assert max(elapsed for _, elapsed in answered) < 1
+    assert cut_off == 40
+
+
+def test_kept_alive_connection_serves_several_requests(start_server):
+    server = start_server()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        statuses = []
+        for _ in range(3):
+            connection.request("GET", "/api/v1/accounts/me")
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+    finally:
+        connection.close()
+
+    assert statuses == [401, 401, 401]
+
+
+def test_request_bodies_arrive_whole_chunked_or_not(start_server):
+    server = start_server()
+    body = json.dumps({"email": "body@example.com", "password": PASSWORD}).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request(
+            "POST",
+            "/api/v1/accounts",
+            body=iter([body[:10], body[10:]]),
+            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            encode_chunked=True,
+        )
+        chunked = connection.getresponse()
+        chunked.read()
+        connection.request(
+            "POST", "/api/v1/auth/login", body=body, headers={"Content-Type": "application/json"}
+        )
+        plain = connection.getresponse()
+        plain.read()
+    finally:
+        connection.close()
+
+    assert (chunked.status, plain.status) == (201, 200)
+
+
+def test_metrics_count_the_requests_of_every_worker(start_server, tmp_path):
+    """prometheus_client's multiprocess mode: a scrape sums both workers' samples."""
+    server = start_server(PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"), WEB_CONCURRENCY="2")
+    for _ in range(40):
+        call(f"{server.base_url}/api/v1/accounts/me")
+
+    scrapes = [call(f"{server.base_url}/metrics")[1].decode() for _ in range(6)]
+
+    pattern = re.compile(
+        r'gatehouse_http_requests_total\{endpoint="/api/v1/accounts/me",method="GET",'
+        r'status="401"\} ([0-9.]+)'
+    )
+    counts = {float(pattern.search(text).group(1)) for text in scrapes}
+    assert counts == {40.0}
+
+
+def test_access_log_holds_no_query_string(start_server):
+    """OPS-01: a token in ?access_token= never reaches a log line, gunicorn's or ours."""
+    server = start_server()
+    token = "eyJhbGciOiJFZERTQSJ9.secret-looking-token.signature"
+
+    call(f"{server.base_url}/api/v1/accounts/me?access_token={token}&x=1")
+    server.stop()
+
+    output = server.output()
+    assert "/api/v1/accounts/me" in output  # the access line is there
+    assert token not in output and "access_token" not in output
+
+
+def test_untrusted_host_is_refused_by_the_server(start_server):
+    server = start_server()
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(
+            b"GET /api/v1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+
+    head = answer.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith("HTTP/1.1 400")
+    assert "evil.example" not in answer.decode(errors="replace")
+
+
+def test_server_refuses_to_start_with_a_world_readable_key(start_server, tmp_path):
+    """OPS-03: the master stops at once, with its one-line reason."""
+    key = tmp_path / "open-key.pem"
+    key.write_text((tmp_path / "signing-key.pem").read_text())
+    key.chmod(0o644)
+    result = None
+    try:
+        start_server(JWT_PRIVATE_KEY_FILE=str(key))
+    except BaseException as exc:  # pytest.fail inside the fixture: the server exited early
+        result = str(exc)
+
+    assert result is not None and "open to group or others" in result
