@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,41 @@ def test_probes_and_scrapes_answer_at_any_host(make_app, path):
     response = client.get(path, headers={"Host": "10.1.2.3:8000"})
 
     assert response.status_code == 200
+
+
+@postgres_only
+def test_migration_waiting_on_a_lock_gives_up_after_its_lock_timeout(tmp_path):
+    """OPS-04: a migration behind a long-held lock fails fast instead of queueing everyone."""
+    name = f"gatehouse_migrate_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalise_database_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = TEST_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        environ = {"GATEHOUSE_ENV": "production", "DATABASE_URL": url}
+        assert flask_command("db", "upgrade", **environ).returncode == 0
+        locker = create_engine(normalise_database_url(url))
+        with locker.connect() as connection:
+            connection.execute(text("LOCK TABLE refresh_tokens IN ACCESS EXCLUSIVE MODE"))
+            started = time.monotonic()
+            # The app's own timeouts off: only the migration's lock_timeout can end the wait.
+            result = flask_command(
+                "db",
+                "downgrade",
+                "base",
+                MIGRATION_LOCK_TIMEOUT_MS="500",
+                DATABASE_LOCK_TIMEOUT_MS="0",
+                DATABASE_STATEMENT_TIMEOUT_MS="0",
+                **environ,
+            )
+            waited = time.monotonic() - started
+            connection.rollback()
+        locker.dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    assert result.returncode != 0
+    assert "lock timeout" in result.stderr.lower()
+    assert waited < 10
