@@ -1,7 +1,8 @@
 """Schemathesis against a running Gatehouse: the OpenAPI document must tell the truth.
 
-Starts the service under the production configuration (DEBUG and TESTING off, so errors are
-answered the way production answers them) on a scratch SQLite database, signs up one account,
+Starts the service as production runs it (gunicorn with gunicorn.conf.py, the production
+configuration: DEBUG and TESTING off, so errors are answered the way production answers them)
+on a scratch SQLite database, signs up one account,
 and runs schemathesis (tests/conformance/schemathesis.toml) against /api/v1/swagger.json with
 the checks not_a_server_error, status_code_conformance, content_type_conformance and
 response_schema_conformance, valid and invalid requests alike. The operations that end the
@@ -109,15 +110,21 @@ def main() -> int:
             "ARGON2_MEMORY_COST": "19456",
             "ARGON2_PARALLELISM": "1",
             "HSTS_ENABLED": "false",
+            "TRUSTED_HOSTS": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
-            "FLASK_APP": "run",
             "HOST": "127.0.0.1",
             "PORT": str(port),
+            "WEB_CONCURRENCY": "2",
         }
         environ.pop("REDIS_URL", None)
-        subprocess.run([str(BIN / "flask"), "db", "upgrade"], cwd=ROOT, env=environ, check=True)
+        subprocess.run(
+            [str(BIN / "flask"), "--app", "manage", "db", "upgrade"],
+            cwd=ROOT,
+            env=environ,
+            check=True,
+        )
         server = subprocess.Popen(
-            [sys.executable, "run.py"],
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "run:app"],
             cwd=ROOT,
             env=environ,
             stdout=subprocess.DEVNULL,
