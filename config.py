@@ -10,10 +10,12 @@ name; they are read in one place, :func:`load_config`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -73,8 +75,18 @@ class Config:
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536
     ARGON2_PARALLELISM = 4
+    # Hashes one process runs at once (None: one per core) and how long a request waits for a
+    # free slot before 503 `busy` (REL-10).
+    ARGON2_MAX_CONCURRENT: int | None = None
+    ARGON2_QUEUE_TIMEOUT_SECONDS = 2.0
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 256
+    # PWD-05: a shipped list of 100,000 common passwords (app/data/README.md), and optionally a
+    # k-anonymity check against a breach corpus (Have I Been Pwned's range API), failing open.
+    PASSWORD_BREACHED_LIST_ENABLED = True
+    PASSWORD_BREACH_API_ENABLED = False
+    PASSWORD_BREACH_API_URL = "https://api.pwnedpasswords.com"
+    PASSWORD_BREACH_API_TIMEOUT_SECONDS = 1.5
 
     # HTTP.
     MAX_CONTENT_LENGTH = 64 * 1024
@@ -86,10 +98,36 @@ class Config:
     # the client is the socket's peer and a forged header changes nothing.
     TRUSTED_PROXY_HOPS = 0
     DOCS_ENABLED = True
+    # Browser origins allowed to call the API (exact, e.g. https://app.example.com); empty: none.
+    CORS_ALLOWED_ORIGINS: list[str] = []
+    CORS_MAX_AGE_SECONDS = 600
     RESTX_ERROR_404_HELP = False
     ERROR_INCLUDE_MESSAGE = False
     RESTX_MASK_SWAGGER = False
     SWAGGER_UI_DOC_EXPANSION = "list"
+
+    # Lockout (D-5): after LOCKOUT_FAILURES wrong passwords in a row an account is locked for
+    # LOCKOUT_SECONDS, doubled for each lock that follows without a success, at most
+    # LOCKOUT_MAX_SECONDS; never for good. A device that logged in before (its device token)
+    # is not locked out by failures from elsewhere; its own failures count against it alone.
+    LOCKOUT_FAILURES = 10
+    LOCKOUT_SECONDS = 300
+    LOCKOUT_MAX_SECONDS = 3600
+    DEVICE_TOKEN_LIFETIME_SECONDS = 90 * 24 * 3600
+    DEVICE_FAILURES = "10/15minutes"
+    # Signs device tokens (and later cookie sessions): 32 bytes or more of randomness.
+    SECRET_KEY: str | None = None
+    SECRET_KEY_FILE: str | None = None
+
+    # Rate limits, in the `limits` notation ("10/minute;100/hour"), per client address or per
+    # the account a request names. RATELIMIT_ENABLED off turns them all off (benchmarks).
+    RATELIMIT_ENABLED = True
+    LOGIN_RATE_LIMIT_PER_IP = "30/minute;300/hour"
+    LOGIN_RATE_LIMIT_PER_ACCOUNT = "10/minute;60/hour"
+    SIGNUP_RATE_LIMIT_PER_IP = "10/minute;100/hour"
+    SIGNUP_RATE_LIMIT_PER_ACCOUNT = "5/hour"
+    REFRESH_RATE_LIMIT_PER_IP = "120/minute"
+    PASSWORD_CHECK_RATE_LIMIT_PER_IP = "10/minute;100/hour"
 
     # Logs, metrics, traces.
     LOG_LEVEL = "INFO"
@@ -103,12 +141,16 @@ class Config:
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
     JWT_GENERATE_KEY_FILE = str(INSTANCE_DIR / "jwt-signing-key.pem")
+    SECRET_KEY_FILE = str(INSTANCE_DIR / "secret-key")
     LOG_LEVEL = "DEBUG"
 
 
 class TestingConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
+    # The suite logs in many times a test; the rate-limit tests turn limits on themselves.
+    RATELIMIT_ENABLED = False
+    SECRET_KEY = "testing-secret-key-" + "x" * 32
     DATABASE_URL = "sqlite://"
     # Cheap hashing keeps the suite fast; a test checks production keeps the real parameters.
     ARGON2_TIME_COST = 1
@@ -187,8 +229,25 @@ class Settings(BaseModel):
     argon2_time_cost: int = Field(description="Argon2id passes")
     argon2_memory_cost: int = Field(description="Argon2id memory in KiB")
     argon2_parallelism: int = Field(description="Argon2id lanes")
+    argon2_max_concurrent: int | None = Field(
+        description="Hashes a process runs at once (default: one per core)"
+    )
+    argon2_queue_timeout_seconds: float = Field(
+        description="Wait for a hashing slot before 503 busy"
+    )
+    lockout_failures: int = Field(description="Wrong passwords in a row that lock an account")
+    lockout_seconds: int = Field(description="First lock's length; doubled for each next one")
+    lockout_max_seconds: int = Field(description="Longest lock")
+    device_token_lifetime_seconds: int = Field(description="Life of a device token")
+    device_failures: str = Field(description="Wrong passwords a recognised device may make")
+    secret_key: str | None = Field(description="Signs device tokens (32+ bytes)")
+    secret_key_file: str | None = Field(description="File holding SECRET_KEY (mode 0600)")
     password_min_length: int = Field(description="Shortest password, in code points")
     password_max_length: int = Field(description="Longest password, in code points")
+    password_breached_list_enabled: bool = Field(description="Refuse common passwords (list)")
+    password_breach_api_enabled: bool = Field(description="Ask a breach corpus (k-anonymity)")
+    password_breach_api_url: str = Field(description="Base URL of the range API")
+    password_breach_api_timeout_seconds: float = Field(description="Give up on it after this")
 
     max_content_length: int = Field(description="Largest request body in bytes")
     hsts_enabled: bool = Field(description="Send Strict-Transport-Security")
@@ -197,6 +256,18 @@ class Settings(BaseModel):
     )
     trusted_proxy_hops: int = Field(description="Proxies whose X-Forwarded-* headers count")
     docs_enabled: bool = Field(description="Serve the Swagger UI page and OpenAPI document")
+    cors_allowed_origins: list[str] = Field(description="Exact browser origins allowed (CORS)")
+    cors_max_age_seconds: int = Field(description="How long browsers cache a CORS preflight")
+
+    ratelimit_enabled: bool = Field(description="Apply the rate limits below")
+    login_rate_limit_per_ip: str = Field(description="Logins per client address")
+    login_rate_limit_per_account: str = Field(description="Logins per account named")
+    signup_rate_limit_per_ip: str = Field(description="Sign-ups per client address")
+    signup_rate_limit_per_account: str = Field(description="Sign-ups per address named")
+    refresh_rate_limit_per_ip: str = Field(description="Refreshes per client address")
+    password_check_rate_limit_per_ip: str = Field(
+        description="Password changes and deletions per client address"
+    )
 
     log_level: str = Field(description="Level of the gatehouse logger")
     log_format: Literal["json", "text"] = Field(description="One JSON object per line, or text")
@@ -227,6 +298,9 @@ def _words(value: str) -> list[str]:
 
 def _parser_for(annotation: Any) -> Callable[[str], Any]:
     """The parser of an environment variable, from the setting's declared type."""
+    optional = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if len(optional) == 1 and optional[0] in (bool, int, float):
+        annotation = optional[0]
     if annotation is bool:
         return _bool
     if annotation in (int, float):
@@ -349,6 +423,27 @@ def _check(settings: dict[str, Any], environ: dict[str, str], *, serving: bool) 
         raise ConfigurationError("refresh-token and session lifetimes must be positive")
     if not 0 <= settings["JWT_LEEWAY_SECONDS"] <= 60:
         raise ConfigurationError("JWT_LEEWAY_SECONDS must be between 0 and 60")
+    if settings["SECRET_KEY"] and len(settings["SECRET_KEY"].encode()) < 32:
+        raise ConfigurationError("SECRET_KEY must be at least 32 bytes (256 bits)")
+    if settings["LOCKOUT_FAILURES"] < 1 or settings["LOCKOUT_SECONDS"] < 1:
+        raise ConfigurationError("LOCKOUT_FAILURES and LOCKOUT_SECONDS must be positive")
+    for key in [k for k in settings if "_RATE_LIMIT_PER_" in k or k == "DEVICE_FAILURES"]:
+        try:
+            if not parse_many(settings[key]):
+                raise ValueError("no limit")
+        except ValueError:
+            raise ConfigurationError(
+                f"{key}: not a rate limit like 10/minute;100/hour: {settings[key]!r}"
+            ) from None
+    if not 0 < settings["PASSWORD_BREACH_API_TIMEOUT_SECONDS"] <= 10:
+        raise ConfigurationError("PASSWORD_BREACH_API_TIMEOUT_SECONDS must be between 0 and 10")
+    if not str(settings["PASSWORD_BREACH_API_URL"]).startswith(("https://", "http://")):
+        raise ConfigurationError("PASSWORD_BREACH_API_URL must be an http(s) URL")
+    for origin in settings["CORS_ALLOWED_ORIGINS"]:
+        if not re.fullmatch(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?", origin):
+            raise ConfigurationError(
+                f"CORS_ALLOWED_ORIGINS: {origin!r} is not an exact origin like https://app.example.com"
+            )
     if settings["TRUSTED_PROXY_HOPS"] < 0:
         raise ConfigurationError("TRUSTED_PROXY_HOPS must be 0 or more")
     for key in ("DATABASE_POOL_SIZE", "DATABASE_STATEMENT_TIMEOUT_MS", "DATABASE_LOCK_TIMEOUT_MS"):
@@ -391,3 +486,5 @@ def _check_production_serving(settings: dict[str, Any]) -> None:
         raise ConfigurationError(
             "production needs TRUSTED_HOSTS (the host names it answers to, comma-separated)"
         )
+    if not (settings["SECRET_KEY"] or settings["SECRET_KEY_FILE"]):
+        raise ConfigurationError("production needs SECRET_KEY or SECRET_KEY_FILE (32+ bytes)")

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import api, cli, database, health, http, metrics, surfaces, tracing
+from app import api, cli, cors, database, health, http, metrics, rate_limits, surfaces, tracing
 from app import logging as app_logging
 from app.extensions import db, migrate
 from app.runtime import build_runtime
@@ -49,6 +49,8 @@ def create_app(
     http.init_app(app)
     metrics.init_app(app)
     api.init_app(app)
+    rate_limits.init_app(app)
+    cors.init_app(app)
     app.register_blueprint(health.blueprint)
     cli.init_app(app)
     tracing.init_app(app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -73,6 +74,13 @@ class ValidationFailed(DomainError):
         return {"errors": [error.as_dict() for error in self.errors]}
 
 
+def all_of(problems: list[ValidationFailed]) -> ValidationFailed:
+    """One problem as itself (its own code); several as one ``validation_failed`` listing all."""
+    if len(problems) == 1:
+        return problems[0]
+    return ValidationFailed([error for problem in problems for error in problem.errors])
+
+
 class FieldRuleBroken(ValidationFailed):
     """A single field breaks a rule of its own; the problem's ``code`` is the rule's."""
 
@@ -110,6 +118,36 @@ class PasswordTooLong(FieldRuleBroken):
 
 class PasswordMatchesEmail(FieldRuleBroken):
     status, code, title = 400, "password_matches_email", "The password must not be the email"
+
+
+class PasswordTooCommon(FieldRuleBroken):
+    status, code, title = 400, "password_too_common", "The password is too common"
+
+
+class PasswordBreached(FieldRuleBroken):
+    status, code, title = 400, "password_breached", "The password appeared in a data breach"
+
+
+class PasswordContainsEmail(FieldRuleBroken):
+    status, code, title = 400, "password_contains_email", "The password must not contain the email"
+
+
+class PasswordContainsName(FieldRuleBroken):
+    status, code, title = 400, "password_contains_name", "The password must not contain the name"
+
+
+class PasswordContainsServiceName(FieldRuleBroken):
+    status, code, title = (
+        400,
+        "password_contains_service_name",
+        "The password must not contain the service's name",
+    )
+
+
+class EmailMixesScripts(InvalidEmail):
+    """A local part or a domain label mixes scripts, e.g. Latin with Cyrillic (TR39)."""
+
+    status, code, title = 400, "email_mixed_scripts", "The email address mixes scripts"
 
 
 # --- Accounts -----------------------------------------------------------------------------
@@ -212,6 +250,15 @@ class ServiceUnavailable(DomainError):
         return {"Retry-After": "5"}
 
 
+class Busy(ServiceUnavailable):
+    """Every password-hashing slot of this process stayed taken: try again in a moment."""
+
+    status, code, title = 503, "busy", "The service is busy"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class NotReady(ServiceUnavailable):
     """A readiness check failed; ``checks`` names each check and its result."""
 
@@ -224,6 +271,19 @@ class NotReady(ServiceUnavailable):
 
     def extra(self) -> dict[str, Any]:
         return {"checks": self.checks}
+
+
+class RateLimited(DomainError):
+    """Too many requests from this client, or for this account (SECURITY.md RL-05)."""
+
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Try again in {retry_after} seconds.")
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 # Stable codes for werkzeug's HTTP errors.
@@ -275,8 +335,23 @@ INTERNAL_ERROR = Problem(
 )
 
 
+# Functions that turn a library's exception into one of ours (e.g. Flask-Limiter's 429).
+_TRANSLATIONS: list[Callable[[BaseException], DomainError | None]] = []
+
+
+def register_translation(translate: Callable[[BaseException], DomainError | None]) -> None:
+    """Have ``problem_from`` answer a library's exception as the domain error it stands for."""
+    if translate not in _TRANSLATIONS:
+        _TRANSLATIONS.append(translate)
+
+
 def problem_from(error: BaseException) -> Problem:
     """Classify any exception; crashes are logged with the request id, never described."""
+    for translate in _TRANSLATIONS:
+        translated = translate(error)
+        if translated is not None:
+            error = translated
+            break
     if isinstance(error, DomainError):
         return Problem(
             error.status, error.code, error.title, error.detail, error.headers(), error.extra()

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from flask import Flask, current_app
 
 from app.clock import Clock, SystemClock
 from app.redis_client import SharedRedis, build_shared_redis
+from app.services.breached import build_password_screen
+from app.services.devices import DeviceTokens
 from app.services.passwords import PasswordHasher, PasswordPolicy
-from app.services.tokens import AccessTokenCodec, KeySet, load_retired_keys, load_signing_key
+from app.services.tokens import (
+    AccessTokenCodec,
+    KeySet,
+    load_retired_keys,
+    load_secret_key,
+    load_signing_key,
+)
 from config import ConfigurationError, Settings
 
 EXTENSION_KEY = "gatehouse"
@@ -22,6 +31,7 @@ class Runtime:
     hasher: PasswordHasher
     password_policy: PasswordPolicy
     token_codec: AccessTokenCodec | None
+    devices: DeviceTokens | None
     redis: SharedRedis
 
     @property
@@ -41,11 +51,21 @@ def build_runtime(app: Flask, settings: Settings, *, serving: bool = True) -> Ru
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost,
             parallelism=settings.argon2_parallelism,
+            max_concurrent=settings.argon2_max_concurrent or available_cores(),
+            queue_timeout=settings.argon2_queue_timeout_seconds,
         ),
         password_policy=PasswordPolicy(
-            min_length=settings.password_min_length, max_length=settings.password_max_length
+            min_length=settings.password_min_length,
+            max_length=settings.password_max_length,
+            screen=build_password_screen(
+                list_enabled=settings.password_breached_list_enabled,
+                api_enabled=settings.password_breach_api_enabled,
+                api_url=settings.password_breach_api_url,
+                api_timeout_seconds=settings.password_breach_api_timeout_seconds,
+            ),
         ),
         token_codec=_token_codec(settings) if serving else None,
+        devices=_device_tokens(settings) if serving else None,
         redis=build_shared_redis(
             settings.redis_url,
             prefix=settings.redis_key_prefix,
@@ -64,6 +84,22 @@ def _token_codec(settings: Settings) -> AccessTokenCodec:
         lifetime_seconds=settings.access_token_lifetime_seconds,
         leeway_seconds=settings.jwt_leeway_seconds,
     )
+
+
+def _device_tokens(settings: Settings) -> DeviceTokens:
+    return DeviceTokens(
+        load_secret_key(settings),
+        lifetime_seconds=settings.device_token_lifetime_seconds,
+        failures=settings.device_failures,
+    )
+
+
+def available_cores() -> int:
+    """Cores this process may use (its CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def runtime() -> Runtime:

@@ -98,7 +98,9 @@ def make_app(database_url: str, redis_prefix: str | None):
         config_name: str = "testing", *, production_hashing: bool = False, **overrides: Any
     ) -> Flask:
         """``production_hashing=True`` keeps production's own Argon2 parameters."""
-        settings: dict[str, Any] = {"DATABASE_URL": database_url}
+        # Rate limits off unless a test turns them on (tests/test_rate_limits.py does, each with
+        # its own Redis prefix): a shared Redis would otherwise carry counts from test to test.
+        settings: dict[str, Any] = {"DATABASE_URL": database_url, "RATELIMIT_ENABLED": False}
         if redis_prefix is not None:
             settings.update(REDIS_URL=TEST_REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
         if config_name == "production":
@@ -106,6 +108,7 @@ def make_app(database_url: str, redis_prefix: str | None):
                 JWT_PRIVATE_KEY=private_key_to_pem(generate_private_key("EdDSA")).decode(),
                 JWT_ISSUER="https://auth.example.test",
                 TRUSTED_HOSTS=["localhost"],  # the test client's Host
+                SECRET_KEY="production-test-secret-key-" + "y" * 32,
             )
             if not production_hashing:
                 # OWASP's minimum keeps these tests quick while staying a valid production value.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -95,12 +96,16 @@ def primary_key_of(table: Table, row: Row) -> tuple[Any, ...]:
     return tuple(row._mapping[column] for column in table.primary_key.columns)
 
 
-def snapshot(app: Flask) -> dict[str, list[tuple[str, ...]]]:
-    """Every row of every table the models declare, as sortable text (DATA-01 checks)."""
+def snapshot(app: Flask, *, ignore: tuple[str, ...] = ()) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table the models declare, as sortable text (DATA-01 checks).
+
+    ``ignore`` names ``table.column`` values left out (a counter a failure is meant to move).
+    """
     state = {}
     with app.app_context():
         for table in db.metadata.sorted_tables:
-            rows = db.session.execute(table.select()).all()
+            columns = [c for c in table.columns if f"{table.name}.{c.name}" not in ignore]
+            rows = db.session.execute(table.select().with_only_columns(*columns)).all()
             state[table.name] = sorted(tuple(str(value) for value in row) for row in rows)
     return state
 
@@ -145,3 +150,71 @@ class CountingListener:
         self._stop.set()
         self._thread.join()
         self.socket.close()
+
+
+class TcpRelay:
+    """A loopback port relaying to another (Redis): ``cut()`` stops it as an outage would.
+
+    Lets a test take Redis away from the app mid-run, for real, without touching the server
+    the rest of the suite uses.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
+        self.port = self.server.getsockname()[1]
+        self._open: list[socket.socket] = []
+        self._cut = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def url(self, database: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{database}"
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        self._cut.set()
+        for connection in self._open:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+        self._open.clear()
+
+    def restore(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self._stopped.set()
+        self._thread.join()
+        self.server.close()

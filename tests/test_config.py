@@ -22,6 +22,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgresql://gatehouse@db/gatehouse",
     "JWT_ISSUER": "https://auth.example.com",
     "TRUSTED_HOSTS": "auth.example.com",
+    "SECRET_KEY": "a-production-secret-key-of-32-bytes-or-more",
 }
 
 

@@ -36,6 +36,7 @@ from app.errors import (
     MalformedJSON,
     UnsupportedMediaType,
     ValidationFailed,
+    all_of,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -89,13 +90,20 @@ BODY_ERRORS: tuple[type[DomainError], ...] = (
 )
 
 
-def body(model: type[M]) -> Callable[[F], F]:
-    """Parse and validate the JSON body against ``model``; pass it to the method as ``body``."""
+Rules = Callable[[dict[str, Any]], list[ValidationFailed]]
+
+
+def body(model: type[M], rules: Rules | None = None) -> Callable[[F], F]:
+    """Parse and validate the JSON body against ``model``; pass it to the method as ``body``.
+
+    ``rules`` (a service function) reports the domain rules the body's fields break, so one
+    400 lists every failing field, structure and policy alike.
+    """
 
     def decorator(method: F) -> F:
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return method(*args, body=parse_body(model), **kwargs)
+            return method(*args, body=parse_body(model, rules), **kwargs)
 
         return _document(wrapper, body=model, errors=_error_entries(BODY_ERRORS))
 
@@ -103,23 +111,37 @@ def body(model: type[M]) -> Callable[[F], F]:
 
 
 def returns(
-    model: type[BaseModel] | None, status: int = 200, description: str | None = None
+    model: type[BaseModel] | None,
+    status: int = 200,
+    description: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Callable[[F], F]:
-    """Serialise the method's result through ``model`` with ``status`` (None: no content)."""
+    """Serialise the method's result through ``model`` with ``status`` (None: no content).
+
+    The method may return ``(result, headers)`` to add response headers; ``headers`` documents
+    them (name → description).
+    """
     text = description or HTTPStatus(status).phrase
 
     def decorator(method: F) -> F:
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
             result = method(*args, **kwargs)
+            headers: dict[str, str] = {}
+            if isinstance(result, tuple):  # (body, headers)
+                result, headers = result
             if model is None:
-                empty = Response(status=status)
-                del empty.headers["Content-Type"]  # no content, so no type (not text/html)
-                return empty
-            payload = model.model_validate(result, from_attributes=True)
-            return Response(payload.model_dump_json(), status=status, mimetype="application/json")
+                response = Response(status=status)
+                del response.headers["Content-Type"]  # no content, so no type (not text/html)
+            else:
+                payload = model.model_validate(result, from_attributes=True)
+                response = Response(
+                    payload.model_dump_json(), status=status, mimetype="application/json"
+                )
+            response.headers.update({name: value for name, value in headers.items() if value})
+            return response
 
-        return _document(wrapper, returns={status: (model, text)})
+        return _document(wrapper, returns={status: (model, text, headers or {})})
 
     return decorator
 
@@ -152,10 +174,11 @@ def _document(method: F, **record: Any) -> F:
 # --- Parsing ------------------------------------------------------------------------------
 
 
-def parse_body(model: type[M]) -> M:
+def parse_body(model: type[M], rules: Rules | None = None) -> M:
     """Return the request's JSON object as a ``model``.
 
-    Raises UnsupportedMediaType, MalformedJSON, DuplicateKey, InvalidBody, ValidationFailed.
+    Raises UnsupportedMediaType, MalformedJSON, DuplicateKey, InvalidBody, ValidationFailed (a
+    single rule's own subclass when that rule is the only problem).
     """
     mimetype = request.mimetype
     if not (mimetype == "application/json" or mimetype.endswith("+json")):
@@ -175,6 +198,15 @@ def parse_body(model: type[M]) -> M:
         for path in _unclean_strings(document)
         if not any(path == field or path.startswith(field + ".") for field in reported)
     ]
+    reported = {error.field for error in errors}
+    broken = [
+        problem
+        for problem in (rules(document) if rules else [])
+        if not any(error.field in reported for error in problem.errors)
+    ]
+    if broken and not errors:
+        raise all_of(broken)
+    errors += [error for problem in broken for error in problem.errors]
     if errors:
         raise ValidationFailed(errors[:MAX_REPORTED_ERRORS])
     return parsed

@@ -57,10 +57,14 @@ def complete_spec(api: Api, spec: dict[str, Any]) -> dict[str, Any]:
                 },
             ]
         responses: dict[str, Any] = {}
-        for status, (model, description) in sorted(record.get("returns", {}).items()):
+        for status, (model, description, headers) in sorted(record.get("returns", {}).items()):
             response: dict[str, Any] = {"description": description}
             if model is not None:
                 response["schema"] = register_model(model, definitions, "serialization")
+            if headers:
+                response["headers"] = {
+                    name: {"type": "string", "description": text} for name, text in headers.items()
+                }
             responses[str(status)] = response
         for status, codes in sorted(_errors_by_status(record).items()):
             description = "; ".join(f"`{code}`: {title}" for code, title in codes)

@@ -55,6 +55,11 @@ class Account(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Lockout (services/lockout.py): wrong passwords in a row, the lock, and how many locks
+    # followed each other without a success (each doubles the next).
+    failed_login_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lock_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     roles: Mapped[list[Role]] = relationship(secondary=account_roles)
     sessions: Mapped[list[AuthSession]] = relationship(

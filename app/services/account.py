@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -17,16 +16,18 @@ from app.errors import (
     CurrentPasswordIncorrect,
     EmailTaken,
     FieldError,
-    InvalidEmail,
     InvalidToken,
     ValidationFailed,
+    all_of,
 )
 from app.models import Account, AuthSession, Role
 from app.runtime import runtime
+from app.services import lockout
+from app.services.emails import normalise_email
 from app.services.events import security_event
 from app.services.principal import Principal
 from app.services.sessions import announce_ended_sessions, end_sessions
-from app.services.unit_of_work import UnitOfWork, unit_of_work
+from app.services.unit_of_work import UnitOfWork, release_connection, unit_of_work
 
 DEFAULT_ROLE = "user"
 UNSET: Any = object()
@@ -37,41 +38,54 @@ BIDI_CONTROLS = frozenset(
 )
 
 
-def normalise_email(raw: str) -> tuple[str, str]:
-    """Return ``(email, key)``: the normalised address and the case-folded key unique per account.
+def signup_problems(
+    *, email: object, password: object, display_name: object = None
+) -> list[ValidationFailed]:
+    """Every rule a sign-up breaks, each field checked (values of the wrong type are skipped).
 
-    Syntax only, no DNS look-ups. Raises InvalidEmail.
+    So one answer can list them all: a bad email and a short password are two errors.
     """
-    try:
-        result = validate_email(raw, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidEmail("email", str(exc)) from None
-    return result.normalized, result.normalized.lower()
-
-
-def email_lookup_key(raw: str) -> str | None:
-    """The account key for a login address, or None when it cannot belong to any account."""
-    try:
-        return normalise_email(raw)[1]
-    except InvalidEmail:
-        return None
+    problems: list[ValidationFailed] = []
+    address = email if isinstance(email, str) else ""
+    if isinstance(email, str):
+        try:
+            address = normalise_email(email)[0]
+        except ValidationFailed as problem:
+            problems.append(problem)
+    name = None
+    if isinstance(display_name, str):
+        try:
+            name = _clean_display_name(display_name)
+        except ValidationFailed as problem:
+            problems.append(problem)
+    if isinstance(password, str):
+        try:
+            runtime().password_policy.check(password, email=address, display_name=name)
+        except ValidationFailed as problem:
+            problems.append(problem)
+    return problems
 
 
 def register_account(*, email: str, password: str, display_name: str | None = None) -> Account:
     """Create an account with the ``user`` role.
 
     The unique index on ``email_key`` decides races between simultaneous sign-ups.
-    Raises InvalidEmail, a password-policy error, EmailTaken.
+    Raises InvalidEmail, a password-policy error (one, or ValidationFailed listing several),
+    EmailTaken, Busy.
     """
     rt = runtime()
     now = rt.clock.now()
+    problems = signup_problems(email=email, password=password, display_name=display_name)
+    if problems:
+        raise all_of(problems)
     email, key = normalise_email(email)
-    normalised = rt.password_policy.check(password, email=email)
+    display_name = _clean_display_name(display_name)
+    normalised = rt.password_policy.check(password, email=email, display_name=display_name)
     account = Account(
         id=uuid.uuid4(),
         email=email,
         email_key=key,
-        display_name=_clean_display_name(display_name),
+        display_name=display_name,
         password_hash=rt.hasher.hash(normalised),
         email_verified=False,
         created_at=now,
@@ -111,11 +125,13 @@ def change_password(principal: Principal, *, current_password: str, new_password
     session ended while this request ran).
     """
     rt = runtime()
-    account = principal.account
-    verified_hash, account_id = account.password_hash, account.id
-    if not rt.hasher.verify(verified_hash, current_password):
-        raise CurrentPasswordIncorrect("current_password")
-    normalised = rt.password_policy.check(new_password, email=account.email, field="new_password")
+    display_name = principal.account.display_name
+    account_id, verified_hash, email = _confirm_password(
+        principal, current_password, field="current_password"
+    )
+    normalised = rt.password_policy.check(
+        new_password, email=email, display_name=display_name, field="new_password"
+    )
     new_hash = rt.hasher.hash(normalised)
     now = rt.clock.now()
     current_session_id = principal.session.id if principal.session else None
@@ -159,17 +175,44 @@ def delete_account(principal: Principal, *, password: str) -> None:
 
     Raises CurrentPasswordIncorrect.
     """
-    account = principal.account
-    if not runtime().hasher.verify(account.password_hash, password):
-        raise CurrentPasswordIncorrect("password")
-    account_id = account.id
+    account_id, _, _ = _confirm_password(principal, password, field="password")
     with unit_of_work() as uow:
         session_ids = list(
             uow.session.scalars(select(AuthSession.id).where(AuthSession.account_id == account_id))
         )
-        uow.session.delete(account)
+        uow.session.delete(uow.session.get_one(Account, account_id))
         announce_ended_sessions(uow, session_ids, reason="account_deleted")
         uow.after_commit(lambda: security_event("user_deleted", account_id=account_id))
+
+
+def _confirm_password(
+    principal: Principal, password: str, *, field: str
+) -> tuple[uuid.UUID, str, str]:
+    """The caller's password, checked again before a sensitive change: ``(id, hash, email)``.
+
+    A wrong one counts towards the lockout like a failed login, and a locked account refuses
+    every password, right or wrong, until the lock ends (RL-06, PWD-08: 400, never 401).
+    Raises CurrentPasswordIncorrect, Busy.
+    """
+    rt = runtime()
+    account = principal.account
+    account_id, verified_hash, email = account.id, account.password_hash, account.email
+    now = rt.clock.now()
+    locked = lockout.is_locked(account, now)
+    release_connection()  # no pooled connection held while hashing (REL-10)
+    correct = rt.hasher.verify(verified_hash, password)
+    if locked:
+        raise CurrentPasswordIncorrect(field)
+    if not correct:
+        with unit_of_work() as uow:
+            lockout.record_failure(uow, account_id, now)
+            uow.after_commit(
+                lambda: security_event(
+                    "authn_password_check_fail", outcome="failure", account_id=account_id
+                )
+            )
+        raise CurrentPasswordIncorrect(field)
+    return account_id, verified_hash, email
 
 
 def swap_password_hash(uow: UnitOfWork, account_id: uuid.UUID, expected: str, new: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -26,13 +26,15 @@ from app.errors import (
 from app.extensions import db
 from app.models import Account, AuthSession, RefreshToken
 from app.runtime import runtime
-from app.services.account import email_lookup_key, swap_password_hash
+from app.services import lockout
+from app.services.account import swap_password_hash
+from app.services.emails import email_lookup_key
 from app.services.events import security_event
 from app.services.passwords import normalise_password
 from app.services.principal import CredentialKind, Principal
 from app.services.sessions import end_sessions
 from app.services.tokens import digest_refresh_token, new_refresh_token
-from app.services.unit_of_work import UnitOfWork, unit_of_work
+from app.services.unit_of_work import UnitOfWork, release_connection, unit_of_work
 
 # Refresh tokens we issue are 43 characters; anything far outside is junk, not worth a query.
 REFRESH_TOKEN_LENGTHS = range(16, 513)
@@ -45,29 +47,49 @@ class TokenPair:
     refresh_token: str
     refresh_expires_in: int
     token_type: str = "Bearer"
+    # After a login: the device token the client sends back on its next logins (devices.py).
+    device_token: str | None = None
 
 
 def login(
-    *, email: str, password: str, ip_address: str | None, user_agent: str | None
+    *,
+    email: str,
+    password: str,
+    ip_address: str | None,
+    user_agent: str | None,
+    device_token: str | None = None,
 ) -> TokenPair:
-    """Check the password and open a new session.
+    """Check the password and open a new session; the pair carries a fresh device token.
 
-    Unknown email and wrong password raise the same InvalidCredentials after the same work.
+    An unknown email, a wrong password and a locked account raise the same InvalidCredentials
+    after the same work (a hash verification): only the log says which (LOG-01, RL-02).
+    ``device_token`` from an earlier success lets this device past a lock caused by others.
+    Raises InvalidCredentials, Busy.
     """
     rt = runtime()
     now = rt.clock.now()
     key = email_lookup_key(email)
     account = db.session.scalar(select(Account).where(Account.email_key == key)) if key else None
     if account is None:
+        release_connection()
         # Verify against a dummy hash so the answer takes as long as for a real account.
         rt.hasher.verify_dummy(password)
         security_event("authn_login_fail", outcome="failure", reason="unknown_account")
         raise InvalidCredentials()
-    verified_hash, account_id = account.password_hash, account.id
-    if not rt.hasher.verify(verified_hash, password):
+    account_id, verified_hash = account.id, account.password_hash
+    locked = lockout.is_locked(account, now)
+    device = rt.devices.device_id(device_token, account_id) if rt.devices else None
+    trusted_device = rt.devices is not None and rt.devices.trusted(device)
+    release_connection()  # no pooled connection held while hashing (REL-10)
+    correct = rt.hasher.verify(verified_hash, password)
+    if locked and not trusted_device:
+        # Verified all the same, so a locked account answers as late as any other (RL-02).
         security_event(
-            "authn_login_fail", outcome="failure", reason="wrong_password", account_id=account_id
+            "authn_login_fail", outcome="failure", reason="locked", account_id=account_id
         )
+        raise InvalidCredentials()
+    if not correct:
+        _count_login_failure(account_id, device if trusted_device else None, now)
         raise InvalidCredentials()
     new_hash = (
         rt.hasher.hash(normalise_password(password))
@@ -86,6 +108,7 @@ def login(
                 account_id=account_id,
             )
             raise InvalidCredentials()
+        lockout.clear(uow, account_id)
         session = AuthSession(
             id=uuid.uuid4(),
             account=account,
@@ -105,7 +128,32 @@ def login(
                 "authn_login_success", account_id=account_id, session_id=session_id
             )
         )
-    return pair
+    device_token = rt.devices.issue(account_id) if rt.devices else None
+    return replace(pair, device_token=device_token)
+
+
+def _count_login_failure(account_id: uuid.UUID, device: str | None, now: datetime) -> None:
+    """A recognised device's failure counts against it; anyone else's against the account."""
+    rt = runtime()
+    if device is not None:
+        rt.devices.record_failure(device)
+        security_event(
+            "authn_login_fail",
+            outcome="failure",
+            reason="wrong_password_device",
+            account_id=account_id,
+        )
+        return
+    with unit_of_work() as uow:
+        lockout.record_failure(uow, account_id, now)
+        uow.after_commit(
+            lambda: security_event(
+                "authn_login_fail",
+                outcome="failure",
+                reason="wrong_password",
+                account_id=account_id,
+            )
+        )
 
 
 def _printable(text: str | None, *, limit: int) -> str | None:

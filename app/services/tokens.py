@@ -345,3 +345,32 @@ def new_refresh_token() -> str:
 def digest_refresh_token(token: str) -> str:
     """SHA-256 is enough here: the token has 256 random bits, nothing to brute-force."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def load_secret_key(settings: Settings) -> bytes:
+    """The HMAC key for device tokens: ``SECRET_KEY``, or ``SECRET_KEY_FILE`` (owner-only).
+
+    Development generates the file once (256 random bits, mode 0600); production refuses to
+    start without one. Raises ConfigurationError.
+    """
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    if settings.secret_key_file:
+        path = Path(settings.secret_key_file)
+        if settings.env_name == "development" and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as file:
+                    file.write(secrets.token_urlsafe(48))
+        refuse_shared_secret_file(path, "SECRET_KEY_FILE")
+        secret = path.read_text().strip().encode()
+        if len(secret) < 32:
+            raise ConfigurationError("SECRET_KEY_FILE must hold at least 32 bytes")
+        return secret
+    if settings.testing:
+        return secrets.token_bytes(32)
+    raise ConfigurationError("no SECRET_KEY: set SECRET_KEY or SECRET_KEY_FILE")

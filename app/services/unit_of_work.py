@@ -160,3 +160,22 @@ def _nested(session: Session, parent: UnitOfWork) -> Iterator[UnitOfWork]:
         raise
     finally:
         session.info[_SESSION_KEY] = parent
+
+
+def release_connection() -> None:
+    """Give the connection this request's reads hold back to the pool, before slow work.
+
+    A read begins a transaction that keeps a pooled connection until the request ends; a
+    password hash takes tens of milliseconds, during which the connection would sit idle while
+    other requests wait for one (REL-10). Loaded objects stay usable: their attributes are read
+    again when next touched. Raises RuntimeError inside a unit of work, or with writes pending.
+    """
+    session = db.session()
+    if (
+        session.info.get(_SESSION_KEY) is not None
+        or session.new
+        or session.dirty
+        or session.deleted
+    ):
+        raise RuntimeError("release_connection() is for reads only, outside a unit of work")
+    session.rollback()

@@ -10,7 +10,9 @@ import logging
 import re
 
 import pytest
+from sqlalchemy import text
 
+from app.extensions import db
 from app.runtime import runtime
 from app.services import account as account_service
 from tests.helpers import STRONG_PASSWORD, ApiActions, assert_problem, count_rows, snapshot
@@ -400,18 +402,34 @@ FAILED_REQUESTS = {
 }
 
 
+# A wrong password is meant to leave one trace: the lockout's failure count (D-5, RL-06).
+COUNTS_A_FAILURE = {
+    "login-wrong-password",
+    "password-change-wrong-current",
+    "delete-wrong-password",
+}
+
+
+def failure_count(app) -> int:
+    with app.app_context():
+        return db.session.execute(text("SELECT failed_login_count FROM accounts")).scalar_one()
+
+
 @pytest.mark.parametrize("case", list(FAILED_REQUESTS))
 def test_failed_request_leaves_every_table_as_it_was(env_app, env_client, case):
-    """DATA-01: row counts and the rows themselves (account, sessions, tokens) are unchanged."""
+    """DATA-01: row counts and the rows themselves (account, sessions, tokens) are unchanged,
+    but for the failure count a wrong password adds one to."""
     request, status, code = FAILED_REQUESTS[case]
     ApiActions(env_client).signup()
     tokens = ApiActions(env_client).login()
-    before = snapshot(env_app)
+    ignore = ("accounts.failed_login_count",)
+    before, failures = snapshot(env_app, ignore=ignore), failure_count(env_app)
 
     response = request(env_client, tokens)
 
     assert_clean_problem(response, status, code)
-    assert snapshot(env_app) == before
+    assert snapshot(env_app, ignore=ignore) == before
+    assert failure_count(env_app) == failures + (case in COUNTS_A_FAILURE)
 
 
 def test_login_crashing_after_the_session_is_added_leaves_no_session(

@@ -111,6 +111,9 @@ def main() -> int:
             "ARGON2_PARALLELISM": "1",
             "HSTS_ENABLED": "false",
             "TRUSTED_HOSTS": "127.0.0.1",
+            "SECRET_KEY": "conformance-secret-key-" + "c" * 32,
+            # Fuzzing needs volume; the limits and their 429s are tested by the suite.
+            "RATELIMIT_ENABLED": "false",
             "LOG_LEVEL": "WARNING",
             "HOST": "127.0.0.1",
             "PORT": str(port),

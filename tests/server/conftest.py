@@ -71,6 +71,7 @@ def start_server(database_url: str, make_app, tmp_path: Path) -> Iterator:
             JWT_PRIVATE_KEY_FILE=str(key),
             JWT_ISSUER=f"http://127.0.0.1:{port}",
             TRUSTED_HOSTS="127.0.0.1,localhost",
+            SECRET_KEY="server-test-secret-key-" + "z" * 32,
             HOST="127.0.0.1",
             PORT=str(port),
             WEB_CONCURRENCY="2",

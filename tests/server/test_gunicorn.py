@@ -10,10 +10,12 @@ import http.client
 import json
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from sqlalchemy import create_engine, func, select
 
@@ -224,3 +226,67 @@ def test_server_refuses_to_start_with_a_world_readable_key(start_server, tmp_pat
         result = str(exc)
 
     assert result is not None and "open to group or others" in result
+
+
+def worker_memory_mib(server) -> int:
+    """Resident memory of the master and its workers, in MiB."""
+    pids = [server.process.pid]
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    pids += [int(pid) for pid in children.read_text().split()]
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total // 1024
+
+
+def test_login_flood_leaves_token_checks_fast_and_memory_bounded(start_server):
+    """REL-10: 40 clients flooding login (production Argon2, 64 MiB a hash); /me stays quick."""
+    server = start_server(
+        ARGON2_TIME_COST="3",
+        ARGON2_MEMORY_COST="65536",
+        ARGON2_PARALLELISM="4",
+        RATELIMIT_ENABLED="false",
+        GUNICORN_HASHING_THREADS="2",
+    )
+    body = {"email": "ada@example.com", "password": PASSWORD}
+    call(f"{server.base_url}/api/v1/accounts", body)
+    token = json.loads(call(f"{server.base_url}/api/v1/auth/login", body)[1])["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def me_latencies(count: int) -> list[float]:
+        latencies = []
+        for _ in range(count):
+            started = time.perf_counter()
+            status, _ = call(f"{server.base_url}/api/v1/accounts/me", headers=headers)
+            assert status == 200
+            latencies.append(time.perf_counter() - started)
+        return sorted(latencies)
+
+    quiet = me_latencies(20)
+    memory_before = worker_memory_mib(server)
+    stop, statuses, memory = threading.Event(), [], [memory_before]
+
+    def flood(index: int) -> None:
+        while not stop.is_set():
+            flood_body = {"email": f"nobody{index}@example.com", "password": "x" * 12}
+            statuses.append(call(f"{server.base_url}/api/v1/auth/login", flood_body)[0])
+
+    flooders = [threading.Thread(target=flood, args=(i,)) for i in range(40)]
+    for thread in flooders:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        busy = me_latencies(20)
+        memory.append(worker_memory_mib(server))
+    finally:
+        stop.set()
+        for thread in flooders:
+            thread.join(timeout=60)
+
+    median_quiet, median_busy = quiet[10], busy[10]
+    assert median_busy < max(10 * median_quiet, 0.25), (median_quiet, median_busy)
+    assert set(statuses) <= {401, 503}, set(statuses)
+    # Two workers, two hashes each at 64 MiB, and slack for the allocator.
+    assert max(memory) - memory_before < 2 * 2 * 64 * 1.5, (memory_before, memory)

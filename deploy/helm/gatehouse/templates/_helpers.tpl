@@ -98,6 +98,11 @@ every container (production refuses to start without it); the rest only by the s
     secretKeyRef:
       name: {{ .Values.secrets.signingKey.name }}
       key: {{ .Values.secrets.signingKey.key }}
+- name: SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secrets.secretKey.name }}
+      key: {{ .Values.secrets.secretKey.key }}
 {{- with .Values.secrets.redis }}
 {{- if .name }}
 - name: REDIS_URL
