@@ -209,6 +209,15 @@ def test_unlock_lifts_a_lock_at_once(app, owner, clock):
     assert login(owner, password=STRONG_PASSWORD).status_code == 200
 
 
+def test_lock_by_an_admin_holds_until_its_end(app, owner, clock):
+    with app.app_context():
+        lockout.lock(db.session.scalar(select(Account.id)), seconds=60)
+
+    assert_problem(login(owner, password=STRONG_PASSWORD), 401, "invalid_credentials")
+    clock.advance(seconds=61)
+    assert login(owner, password=STRONG_PASSWORD).status_code == 200
+
+
 PARALLEL = 50 if os.environ.get("TEST_DATABASE_URL") else 10
 
 

@@ -89,3 +89,18 @@ def unlock(account_id: uuid.UUID) -> None:
     with unit_of_work() as uow:
         clear(uow, account_id)
         uow.after_commit(lambda: security_event("authn_login_unlock", account_id=account_id))
+
+
+def lock(account_id: uuid.UUID, *, seconds: int) -> None:
+    """Lock an account now for ``seconds`` (an admin's decision; logins answer as for any lock)."""
+    until = runtime().clock.now() + timedelta(seconds=seconds)
+    with unit_of_work() as uow:
+        uow.session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(locked_until=until, failed_login_count=0)
+            .execution_options(synchronize_session=False)
+        )
+        uow.after_commit(
+            lambda: security_event("authn_login_lock", account_id=account_id, seconds=seconds)
+        )
