@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -127,7 +128,42 @@ class Config:
     SIGNUP_RATE_LIMIT_PER_IP = "10/minute;100/hour"
     SIGNUP_RATE_LIMIT_PER_ACCOUNT = "5/hour"
     REFRESH_RATE_LIMIT_PER_IP = "120/minute"
+    PASSWORD_RESET_RATE_LIMIT_PER_IP = "10/minute;100/hour"
+    # Messages with a link one account (or unknown address) is sent per window, per kind;
+    # requests beyond it answer the same and send nothing (EM-01).
+    MAIL_RATE_LIMIT_PER_ACCOUNT = "3/hour;10/day"
+    EMAIL_RATE_LIMIT_PER_IP = "10/minute;100/hour"
     PASSWORD_CHECK_RATE_LIMIT_PER_IP = "10/minute;100/hour"
+
+    # Mail. Without MAIL_SERVER (development, testing) messages are written as .eml files to
+    # MAIL_OUTBOX_DIR and logged; production needs a server. Messages wait in the outbox table,
+    # written in the transaction of the change that causes them, until the SMTP server accepts.
+    MAIL_SERVER: str | None = None
+    MAIL_PORT = 587
+    MAIL_USE_TLS = True
+    MAIL_USE_SSL = False
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_FROM = "Gatehouse <no-reply@localhost>"
+    MAIL_TIMEOUT_SECONDS = 10.0
+    MAIL_MAX_ATTEMPTS = 8
+    MAIL_RETRY_BASE_SECONDS = 30
+    MAIL_POLL_SECONDS = 5.0
+    MAIL_SENDER_ENABLED = True
+    MAIL_OUTBOX_DIR = str(INSTANCE_DIR / "outbox")
+    # Links in mail: PUBLIC_URL (default: JWT_ISSUER) and the pages Gatehouse serves, or a
+    # front end's own page, e.g. https://app.example/reset?token={token}.
+    PUBLIC_URL: str | None = None
+    MAIL_LINK_VERIFY_EMAIL: str | None = None
+    MAIL_LINK_RESET_PASSWORD: str | None = None
+    MAIL_LINK_CONFIRM_EMAIL: str | None = None
+    EMAIL_VERIFICATION_TOKEN_LIFETIME_SECONDS = 1800
+    PASSWORD_RESET_TOKEN_LIFETIME_SECONDS = 1800
+    EMAIL_CHANGE_TOKEN_LIFETIME_SECONDS = 1800
+    # D-9: logins refused (403 email_not_verified, after a correct password) until verified.
+    LOGIN_REQUIRES_VERIFIED_EMAIL = False
+    # D-2: a sign-up for a taken address answers like a new one (202) and mails the owner.
+    SIGNUP_GENERIC_ANSWER = False
 
     # Logs, metrics, traces.
     LOG_LEVEL = "INFO"
@@ -156,6 +192,8 @@ class TestingConfig(Config):
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024
     ARGON2_PARALLELISM = 1
+    # Mail stays in the outbox table; the mail tests start a sender against their SMTP server.
+    MAIL_SENDER_ENABLED = False
 
 
 class ProductionConfig(Config):
@@ -164,6 +202,9 @@ class ProductionConfig(Config):
     HSTS_ENABLED = True
     JWT_ISSUER = None  # must be given explicitly: it is the public URL tokens name
     LOG_FORMAT = "json"
+    MAIL_OUTBOX_DIR = None  # production sends over SMTP
+    LOGIN_REQUIRES_VERIFIED_EMAIL = True
+    SIGNUP_GENERIC_ANSWER = True
 
 
 CONFIGS: dict[str, type[Config]] = {
@@ -268,6 +309,37 @@ class Settings(BaseModel):
     password_check_rate_limit_per_ip: str = Field(
         description="Password changes and deletions per client address"
     )
+
+    password_reset_rate_limit_per_ip: str = Field(description="Reset requests per address")
+    mail_rate_limit_per_account: str = Field(
+        description="Mails with a link per account (or address) and kind; more are dropped"
+    )
+    email_rate_limit_per_ip: str = Field(
+        description="Verification resends, confirmations and email changes per address"
+    )
+
+    mail_server: str | None = Field(description="SMTP server; unset: .eml files (development)")
+    mail_port: int = Field(description="SMTP port")
+    mail_use_tls: bool = Field(description="STARTTLS")
+    mail_use_ssl: bool = Field(description="SMTP over TLS from the start")
+    mail_username: str | None = Field(description="SMTP login")
+    mail_password: str | None = Field(description="SMTP password")
+    mail_from: str = Field(description="From of every message")
+    mail_timeout_seconds: float = Field(description="SMTP connection and command timeout")
+    mail_max_attempts: int = Field(description="Sends tried before a message is failed")
+    mail_retry_base_seconds: int = Field(description="First retry delay; doubled each time")
+    mail_poll_seconds: float = Field(description="How often the in-process sender looks")
+    mail_sender_enabled: bool = Field(description="Send from the service's own processes")
+    mail_outbox_dir: str | None = Field(description="Where .eml files go without MAIL_SERVER")
+    public_url: str | None = Field(description="Base of links in mail (default JWT_ISSUER)")
+    mail_link_verify_email: str | None = Field(description="Verification link, with {token}")
+    mail_link_reset_password: str | None = Field(description="Reset link, with {token}")
+    mail_link_confirm_email: str | None = Field(description="Email-change link, with {token}")
+    email_verification_token_lifetime_seconds: int = Field(description="Verification link life")
+    password_reset_token_lifetime_seconds: int = Field(description="Reset link life")
+    email_change_token_lifetime_seconds: int = Field(description="Email-change link life")
+    login_requires_verified_email: bool = Field(description="Refuse unverified logins (403)")
+    signup_generic_answer: bool = Field(description="Answer taken addresses like new ones")
 
     log_level: str = Field(description="Level of the gatehouse logger")
     log_format: Literal["json", "text"] = Field(description="One JSON object per line, or text")
@@ -444,6 +516,36 @@ def _check(settings: dict[str, Any], environ: dict[str, str], *, serving: bool) 
             raise ConfigurationError(
                 f"CORS_ALLOWED_ORIGINS: {origin!r} is not an exact origin like https://app.example.com"
             )
+    for key in ("MAIL_LINK_VERIFY_EMAIL", "MAIL_LINK_RESET_PASSWORD", "MAIL_LINK_CONFIRM_EMAIL"):
+        if settings[key] and (
+            "{token}" not in settings[key]
+            or not str(settings[key]).startswith(("https://", "http://"))
+        ):
+            raise ConfigurationError(f"{key} must be an http(s) URL containing {{token}}")
+    if settings["MAIL_USE_TLS"] and settings["MAIL_USE_SSL"]:
+        raise ConfigurationError("MAIL_USE_TLS (STARTTLS) and MAIL_USE_SSL exclude each other")
+    if not 0 < settings["MAIL_PORT"] < 65536:
+        raise ConfigurationError("MAIL_PORT must be between 1 and 65535")
+    for key in (
+        "MAIL_TIMEOUT_SECONDS",
+        "MAIL_RETRY_BASE_SECONDS",
+        "MAIL_POLL_SECONDS",
+        "MAIL_MAX_ATTEMPTS",
+        "EMAIL_VERIFICATION_TOKEN_LIFETIME_SECONDS",
+        "PASSWORD_RESET_TOKEN_LIFETIME_SECONDS",
+        "EMAIL_CHANGE_TOKEN_LIFETIME_SECONDS",
+    ):
+        if settings[key] <= 0:
+            raise ConfigurationError(f"{key} must be positive")
+    sender = settings["MAIL_FROM"] or ""
+    if any(ord(c) < 32 or ord(c) == 127 for c in sender) or "@" not in parseaddr(sender)[1]:
+        raise ConfigurationError(
+            "MAIL_FROM must be one address, e.g. Gatehouse <no-reply@example.com>"
+        )
+    if settings["PUBLIC_URL"] and not str(settings["PUBLIC_URL"]).startswith(
+        ("https://", "http://")
+    ):
+        raise ConfigurationError("PUBLIC_URL must be an http(s) URL, e.g. https://auth.example.com")
     if settings["TRUSTED_PROXY_HOPS"] < 0:
         raise ConfigurationError("TRUSTED_PROXY_HOPS must be 0 or more")
     for key in ("DATABASE_POOL_SIZE", "DATABASE_STATEMENT_TIMEOUT_MS", "DATABASE_LOCK_TIMEOUT_MS"):
@@ -488,3 +590,13 @@ def _check_production_serving(settings: dict[str, Any]) -> None:
         )
     if not (settings["SECRET_KEY"] or settings["SECRET_KEY_FILE"]):
         raise ConfigurationError("production needs SECRET_KEY or SECRET_KEY_FILE (32+ bytes)")
+    if not settings["MAIL_SERVER"]:
+        raise ConfigurationError("production needs MAIL_SERVER (the SMTP server mail goes through)")
+    if settings["MAIL_USERNAME"] and not (settings["MAIL_USE_TLS"] or settings["MAIL_USE_SSL"]):
+        raise ConfigurationError(
+            "production refuses to send MAIL_PASSWORD in clear: set MAIL_USE_TLS or MAIL_USE_SSL"
+        )
+    if parseaddr(settings["MAIL_FROM"])[1].lower().endswith("@localhost"):
+        raise ConfigurationError(
+            "production needs a real MAIL_FROM, e.g. Gatehouse <no-reply@example.com>"
+        )

@@ -7,10 +7,23 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import api, cli, cors, database, health, http, metrics, rate_limits, surfaces, tracing
+from app import (
+    api,
+    cli,
+    cors,
+    database,
+    health,
+    http,
+    metrics,
+    pages,
+    rate_limits,
+    surfaces,
+    tracing,
+)
 from app import logging as app_logging
 from app.extensions import db, migrate
 from app.runtime import build_runtime
+from app.services import mail as outbox_mail
 from config import BASE_DIR, INSTANCE_DIR, load_config, typed_settings
 
 MIGRATIONS_DIR = BASE_DIR / "migrations"
@@ -52,7 +65,9 @@ def create_app(
     rate_limits.init_app(app)
     cors.init_app(app)
     app.register_blueprint(health.blueprint)
+    pages.init_app(app)
     cli.init_app(app)
+    outbox_mail.init_app(app)
     tracing.init_app(app)
     if settings.trusted_proxy_hops:
         # Only as many X-Forwarded-* entries as there are proxies of ours are believed; a

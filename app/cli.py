@@ -1,7 +1,8 @@
 """``flask …`` commands for operators. Each group is a domain noun, each command a verb.
 
 Groups live here as their features arrive: ``keys`` (signing keys), and later ``users``,
-``sessions`` (purges), ``audit`` (chain verification) and ``mail`` (the outbox sender).
+``sessions`` (purges), ``audit`` (chain verification); ``mail`` (the outbox sender) lives in
+``app/mail_cli.py``.
 Commands call the same services as the API, inside an app context, so a rule holds the same
 whichever door it is reached through.
 """
@@ -15,6 +16,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app.mail_cli import mail
 from app.services.tokens import (
     generate_private_key,
     private_key_to_pem,
@@ -55,3 +57,4 @@ def generate_key(algorithm: str, path: Path) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(keys)
+    app.cli.add_command(mail)

@@ -157,6 +157,47 @@ class EmailTaken(DomainError):
     status, code, title = 409, "email_taken", "Email already registered"
 
 
+class EmailNotVerified(DomainError):
+    """Login refused until the address is verified (D-9); only ever after a correct password."""
+
+    status, code, title = 403, "email_not_verified", "Verify the email address first"
+
+
+class EmailAlreadyVerified(DomainError):
+    status, code, title = 409, "email_already_verified", "The email address is already verified"
+
+
+class EmailUnchanged(FieldRuleBroken):
+    status, code, title = 400, "email_unchanged", "That is already the account's address"
+
+
+# --- Mailed tokens (verification, reset, email change): each failure its own code ----------
+
+
+class TokenMalformed(DomainError):
+    status, code, title = 400, "token_malformed", "The token is not one of ours"
+
+
+class TokenUnknown(DomainError):
+    """No token like it for this purpose: never issued, or issued for another flow."""
+
+    status, code, title = 400, "token_unknown", "The token is not valid"
+
+
+class TokenExpired(DomainError):
+    status, code, title = 400, "token_expired", "The token has expired; ask for a new one"
+
+
+class TokenUsed(DomainError):
+    status, code, title = 400, "token_used", "The token was already used"
+
+
+class TokenSuperseded(DomainError):
+    """A newer token was sent since, or the password or address changed since."""
+
+    status, code, title = 400, "token_superseded", "A newer token replaced this one"
+
+
 class CurrentPasswordIncorrect(FieldRuleBroken):
     """The password given to confirm a change is wrong: 400, never 401 (the caller is known)."""
 

@@ -31,7 +31,7 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_restx.utils import merge
-from limits import RateLimitItem
+from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -72,7 +72,7 @@ class LimitRule:
     key: Callable[[], str]
 
 
-# What each name counts. The email issue's reset and resend reuse "per_account" keys the same way.
+# What each name counts.
 RATE_LIMITS: dict[str, LimitRule] = {
     "login_per_ip": LimitRule("login_rate_limit_per_ip", client_address),
     "login_per_account": LimitRule("login_rate_limit_per_account", account_named_in_body),
@@ -80,6 +80,8 @@ RATE_LIMITS: dict[str, LimitRule] = {
     "signup_per_account": LimitRule("signup_rate_limit_per_account", account_named_in_body),
     "refresh_per_ip": LimitRule("refresh_rate_limit_per_ip", client_address),
     "password_check_per_ip": LimitRule("password_check_rate_limit_per_ip", client_address),
+    "password_reset_per_ip": LimitRule("password_reset_rate_limit_per_ip", client_address),
+    "email_per_ip": LimitRule("email_rate_limit_per_ip", client_address),
 }
 
 
@@ -178,6 +180,26 @@ class Counters:
 
 def current_counters() -> Counters:
     return current_app.extensions[_COUNTERS_KEY]
+
+
+def take_mail_budget(kind: str, recipient_key: str) -> int | None:
+    """Count one mail of ``kind`` to ``recipient_key`` (an account id, an email key).
+
+    Returns None when it may be sent; once ``MAIL_RATE_LIMIT_PER_ACCOUNT`` is spent, nothing is
+    counted and the answer is the length in seconds of the window that is full. Callers then
+    send nothing; where the request must look like any other (EM-01) they answer the same.
+    Keys are digested, so no address reaches Redis.
+    """
+    settings = current_app.extensions["gatehouse"].settings
+    digest = hashlib.sha256(recipient_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    counters = current_counters()
+    items = parse_many(settings.mail_rate_limit_per_account)
+    for item in items:
+        if not counters.test(item, "mail", kind, digest):
+            return item.get_expiry()
+    for item in items:
+        counters.hit(item, "mail", kind, digest)
+    return None
 
 
 def _limit_views(app: Flask, limiter: Limiter) -> None:

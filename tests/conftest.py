@@ -100,7 +100,12 @@ def make_app(database_url: str, redis_prefix: str | None):
         """``production_hashing=True`` keeps production's own Argon2 parameters."""
         # Rate limits off unless a test turns them on (tests/test_rate_limits.py does, each with
         # its own Redis prefix): a shared Redis would otherwise carry counts from test to test.
-        settings: dict[str, Any] = {"DATABASE_URL": database_url, "RATELIMIT_ENABLED": False}
+        settings: dict[str, Any] = {
+            "DATABASE_URL": database_url,
+            "RATELIMIT_ENABLED": False,
+            # No background sender unless a test starts one: mail stays in the outbox table.
+            "MAIL_SENDER_ENABLED": False,
+        }
         if redis_prefix is not None:
             settings.update(REDIS_URL=TEST_REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
         if config_name == "production":
@@ -109,6 +114,10 @@ def make_app(database_url: str, redis_prefix: str | None):
                 JWT_ISSUER="https://auth.example.test",
                 TRUSTED_HOSTS=["localhost"],  # the test client's Host
                 SECRET_KEY="production-test-secret-key-" + "y" * 32,
+                # A closed port; tests that send mail start an SMTP server and say so.
+                MAIL_SERVER="127.0.0.1",
+                MAIL_PORT=1,
+                MAIL_FROM="Gatehouse <no-reply@auth.example.test>",
             )
             if not production_hashing:
                 # OWASP's minimum keeps these tests quick while staying a valid production value.

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Row, Table, text
+from sqlalchemy import Row, Table, select, text
 
 from app.extensions import db
+from app.models import OutboxMessage
 from app.runtime import runtime
+from app.services import mail
+from app.services.tokens import load_secret_key
 
 STRONG_PASSWORD = "correct horse battery staple"
 # Primary keys of the rows the migrations seed, per table; filled once per run by conftest.
@@ -38,13 +45,33 @@ class ApiActions:
         self.client = client
 
     def signup(
-        self, email: str = "ada@example.com", password: str = STRONG_PASSWORD, **extra: Any
+        self,
+        email: str = "ada@example.com",
+        password: str = STRONG_PASSWORD,
+        *,
+        verify: bool | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
+        """Sign up; 201, or 202 where sign-ups answer generically (production).
+
+        ``verify`` follows the mailed verification link too; by default only where logins
+        need a verified address (production), so that ``login`` works after it.
+        """
         response = self.client.post(
             "/api/v1/accounts", json={"email": email, "password": password, **extra}
         )
-        assert response.status_code == 201, response.get_json()
+        settings = app_runtime(self.client.application).settings
+        expected = 202 if settings.signup_generic_answer else 201
+        assert response.status_code == expected, response.get_json()
+        if verify or (verify is None and settings.login_requires_verified_email):
+            self.verify_email(email)
         return response.get_json()
+
+    def verify_email(self, email: str = "ada@example.com") -> None:
+        """Follow the verification link last mailed to ``email`` (read from the outbox)."""
+        token = mailed_token(self.client.application, email, "verify_email")
+        response = self.client.post("/api/v1/auth/verify-email", json={"token": token})
+        assert response.status_code == 204, response.get_json()
 
     def login(self, email: str = "ada@example.com", password: str = STRONG_PASSWORD) -> Tokens:
         response = self.client.post(
@@ -67,6 +94,47 @@ class ApiActions:
         return self.client.get(
             "/api/v1/accounts/me", headers={"Authorization": f"Bearer {access_token}"}
         )
+
+
+def mailed_messages(app: Flask, to: str, template: str | None = None) -> list[EmailMessage]:
+    """The messages queued for ``to`` (of ``template``), oldest first, decrypted from the outbox.
+
+    For tests that need a mailed token without an SMTP server; tests of delivery itself read
+    what a real server received (tests/mail/).
+    """
+    with app.app_context():
+        cipher = mail.outbox_cipher(load_secret_key(app_runtime(app).settings))
+        query = select(OutboxMessage).where(OutboxMessage.to_address == to)
+        if template is not None:
+            query = query.where(OutboxMessage.template == template)
+        rows = db.session.scalars(query.order_by(OutboxMessage.created_at)).all()
+        messages = [
+            BytesParser(policy=policy.default).parsebytes(cipher.decrypt(row.payload))
+            for row in rows
+            if row.payload
+        ]
+        db.session.remove()
+    return messages
+
+
+def link_in(message: EmailMessage) -> str:
+    """The one link of a message's text body."""
+    text = message.get_body(("plain",)).get_content()
+    links = re.findall(r"https?://\S+", text)
+    assert len(links) == 1, text
+    return links[0]
+
+
+def token_in(message: EmailMessage) -> str:
+    """The token of a message's link (Gatehouse's pages carry it as ``#token=``)."""
+    return re.search(r"[#?&]token=([A-Za-z0-9_-]+)", link_in(message)).group(1)
+
+
+def mailed_token(app: Flask, to: str, template: str) -> str:
+    """The token of the last ``template`` message queued for ``to``."""
+    messages = mailed_messages(app, to, template)
+    assert messages, f"no {template} message for {to}"
+    return token_in(messages[-1])
 
 
 def assert_problem(response, status: int, code: str) -> dict[str, Any]:

@@ -23,6 +23,8 @@ PRODUCTION_ENV = {
     "JWT_ISSUER": "https://auth.example.com",
     "TRUSTED_HOSTS": "auth.example.com",
     "SECRET_KEY": "a-production-secret-key-of-32-bytes-or-more",
+    "MAIL_SERVER": "smtp.example.com",
+    "MAIL_FROM": "Gatehouse <no-reply@example.com>",
 }
 
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tests.helpers import STRONG_PASSWORD, ApiActions
+from tests.helpers import STRONG_PASSWORD, ApiActions, mailed_token
 
 LOGIN = "/api/v1/auth/login"
 
@@ -130,6 +130,7 @@ def test_security_events_carry_their_vocabulary_name_and_outcome(make_app, captu
     ]
     assert events == [
         ("user_created", "success"),
+        ("user_email_verified", "success"),  # production logins need it (D-9)
         ("authn_login_fail", "failure"),
         ("authn_login_success", "success"),
     ]
@@ -154,8 +155,10 @@ def test_logs_of_a_full_cycle_hold_no_secret(make_app, captured, log_format):
     app = make_app("production", LOG_FORMAT=log_format, LOG_LEVEL="DEBUG")
     attach(app, captured)
     client = app.test_client()
-    secrets = [STRONG_PASSWORD, "wrong pw 1", "another long passphrase"]
+    secrets = [STRONG_PASSWORD, "wrong pw 1", "another long passphrase", "a reset passphrase"]
     client.post("/api/v1/accounts", json={"email": "ada@example.com", "password": STRONG_PASSWORD})
+    secrets.append(mailed_token(app, "ada@example.com", "verify_email"))
+    client.post("/api/v1/auth/verify-email", json={"token": secrets[-1]})
     client.post(LOGIN, json={"email": "ada@example.com", "password": "wrong pw 1"})
     tokens = client.post(
         LOGIN, json={"email": "ada@example.com", "password": STRONG_PASSWORD}
@@ -170,6 +173,13 @@ def test_logs_of_a_full_cycle_hold_no_secret(make_app, captured, log_format):
         headers=headers,
     )
     client.post("/api/v1/auth/logout", headers=headers)
+    client.post("/api/v1/auth/password-reset", json={"email": "ada@example.com"})
+    secrets.append(mailed_token(app, "ada@example.com", "reset_password"))
+    reset = client.post(
+        "/api/v1/auth/password-reset/confirm",
+        json={"token": secrets[-1], "new_password": secrets[3]},
+    )
+    assert reset.status_code == 204
     secrets += [tokens["access_token"], tokens["refresh_token"], rotated["refresh_token"]]
 
     text = captured.getvalue()

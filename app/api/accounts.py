@@ -5,10 +5,13 @@ from __future__ import annotations
 from flask import url_for
 from flask_restx import Namespace, Resource
 
-from app.api.bodies import body, raises, returns
+from app.api.bodies import Reply, also_returns, body, raises, returns
 from app.api.schemas import (
+    Accepted,
     AccountDeleteRequest,
     AccountResponse,
+    EmailChangeConfirmRequest,
+    EmailChangeRequest,
     PasswordChangeRequest,
     ProfileUpdateRequest,
     SignupRequest,
@@ -19,6 +22,7 @@ from app.errors import (
     CurrentPasswordIncorrect,
     EmailMixesScripts,
     EmailTaken,
+    EmailUnchanged,
     InvalidEmail,
     PasswordBreached,
     PasswordContainsEmail,
@@ -28,9 +32,17 @@ from app.errors import (
     PasswordTooCommon,
     PasswordTooLong,
     PasswordTooShort,
+    RateLimited,
+    TokenExpired,
+    TokenMalformed,
+    TokenSuperseded,
+    TokenUnknown,
+    TokenUsed,
 )
 from app.rate_limits import rate_limited
+from app.runtime import runtime
 from app.services import account as account_service
+from app.services import email_change
 
 ns = Namespace("accounts", description="Sign-up and the caller's own account")
 
@@ -55,6 +67,18 @@ def signup_rules(document: dict) -> list:
     )
 
 
+SIGNUP_ACCEPTED = {
+    "detail": "A message with a link to verify the address is on its way to it; follow the "
+    "link, then log in."
+}
+EMAIL_CHANGE_ACCEPTED = {
+    "detail": "A message with a link to confirm the change is on its way to the new address; "
+    "the address changes when the link is followed."
+}
+# Mailed tokens: each failure its own code, all 400, none changes anything.
+TOKEN_ERRORS = (TokenMalformed, TokenUnknown, TokenUsed, TokenSuperseded, TokenExpired)
+
+
 @ns.route("")
 class AccountList(Resource):
     @rate_limited("signup_per_ip", "signup_per_account")
@@ -62,18 +86,28 @@ class AccountList(Resource):
     @returns(
         AccountResponse,
         201,
-        "Account created",
+        "Account created (`SIGNUP_GENERIC_ANSWER` off); a verification link is mailed",
         headers={"Location": "Where the account is read: /api/v1/accounts/me"},
+    )
+    @also_returns(
+        Accepted,
+        202,
+        "With `SIGNUP_GENERIC_ANSWER` on (production): the one answer to every sign-up, "
+        "whether the address was free or already had an account",
     )
     @raises(InvalidEmail, EmailMixesScripts, *PASSWORD_RULES, EmailTaken, Busy)
     def post(self, body: SignupRequest):
-        """Sign up with an email address and a password.
+        """Sign up with an email address and a password; a verification link is mailed.
 
-        Every field that breaks a rule is listed in one answer (`errors`).
+        Every field that breaks a rule is listed in one answer (`errors`). An address that has
+        an account answers 409 `email_taken`, or, with `SIGNUP_GENERIC_ANSWER` on (production),
+        202 exactly as a new sign-up does, and its owner is told by mail.
         """
         account = account_service.register_account(
             email=body.email, password=body.password, display_name=body.display_name
         )
+        if runtime().settings.signup_generic_answer:
+            return Reply(202, SIGNUP_ACCEPTED)
         return account, {"Location": url_for("api.accounts_current_account")}
 
 
@@ -118,3 +152,47 @@ class PasswordChange(Resource):
             current_password=body.current_password,
             new_password=body.new_password,
         )
+
+
+@ns.route("/me/email")
+class EmailChange(Resource):
+    @auth_required()
+    @rate_limited("email_per_ip", "password_check_per_ip")
+    @body(EmailChangeRequest)
+    @returns(Accepted, 202, "A confirmation link is on its way to the new address")
+    @raises(
+        InvalidEmail,
+        EmailMixesScripts,
+        EmailUnchanged,
+        CurrentPasswordIncorrect,
+        EmailTaken,
+        RateLimited,
+        Busy,
+    )
+    def post(self, body: EmailChangeRequest):
+        """Ask to change the address, confirmed by the password.
+
+        The new address gets a link to confirm the change; the current one gets a notice.
+        Nothing changes until the link is followed. An address another account has answers
+        409 `email_taken`, or, with `SIGNUP_GENERIC_ANSWER` on (production), 202 as any other.
+        """
+        email_change.request_email_change(
+            current_principal(), new_email=body.new_email, password=body.password
+        )
+        return EMAIL_CHANGE_ACCEPTED
+
+
+@ns.route("/me/email/confirm")
+class EmailChangeConfirm(Resource):
+    @rate_limited("email_per_ip")
+    @body(EmailChangeConfirmRequest)
+    @returns(None, 204, "The account has the new address, verified; the old one is told")
+    @raises(*TOKEN_ERRORS, EmailTaken)
+    def post(self, body: EmailChangeConfirmRequest):
+        """Confirm an address change with the token from the link mailed to the new address.
+
+        No login is needed: the token is the proof, and the link may be opened on another
+        device. If another account took the address meanwhile, the answer is 409 `email_taken`
+        and nothing changes.
+        """
+        email_change.confirm_email_change(token=body.token)

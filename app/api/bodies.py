@@ -21,6 +21,7 @@ import functools
 import json
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -110,6 +111,15 @@ def body(model: type[M], rules: Rules | None = None) -> Callable[[F], F]:
     return decorator
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A success other than the operation's main one: a status ``@also_returns`` documents."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 def returns(
     model: type[BaseModel] | None,
     status: int = 200,
@@ -119,31 +129,57 @@ def returns(
     """Serialise the method's result through ``model`` with ``status`` (None: no content).
 
     The method may return ``(result, headers)`` to add response headers; ``headers`` documents
-    them (name → description).
+    them (name → description). It may also return a :class:`Reply` with a status documented
+    by ``@also_returns`` (below this decorator), serialised through that status's model.
     """
     text = description or HTTPStatus(status).phrase
 
     def decorator(method: F) -> F:
+        alternatives: dict[int, Any] = documented(method).get("returns", {})
+
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
             result = method(*args, **kwargs)
-            headers: dict[str, str] = {}
-            if isinstance(result, tuple):  # (body, headers)
-                result, headers = result
-            if model is None:
-                response = Response(status=status)
-                del response.headers["Content-Type"]  # no content, so no type (not text/html)
-            else:
-                payload = model.model_validate(result, from_attributes=True)
-                response = Response(
-                    payload.model_dump_json(), status=status, mimetype="application/json"
-                )
-            response.headers.update({name: value for name, value in headers.items() if value})
-            return response
+            return _respond(result, model, status, alternatives)
 
         return _document(wrapper, returns={status: (model, text, headers or {})})
 
     return decorator
+
+
+def also_returns(
+    model: type[BaseModel] | None,
+    status: int,
+    description: str,
+    headers: dict[str, str] | None = None,
+) -> Callable[[F], F]:
+    """Document another success the method answers with by returning ``Reply(status, …)``."""
+
+    def decorator(method: F) -> F:
+        return _document(method, returns={status: (model, description, headers or {})})
+
+    return decorator
+
+
+def _respond(
+    result: Any, model: type[BaseModel] | None, status: int, alternatives: dict[int, Any]
+) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(result, Reply):
+        if result.status not in alternatives:
+            raise RuntimeError(f"status {result.status} is not documented with @also_returns")
+        model, status = alternatives[result.status][0], result.status
+        result, headers = result.body, result.headers
+    elif isinstance(result, tuple):  # (body, headers)
+        result, headers = result
+    if model is None:
+        response = Response(status=status)
+        del response.headers["Content-Type"]  # no content, so no type (not text/html)
+    else:
+        payload = model.model_validate(result, from_attributes=True)
+        response = Response(payload.model_dump_json(), status=status, mimetype="application/json")
+    response.headers.update({name: value for name, value in headers.items() if value})
+    return response
 
 
 def raises(*errors: type[DomainError]) -> Callable[[F], F]:

@@ -70,6 +70,39 @@ class RefreshRequest(RequestBody):
     refresh_token: str
 
 
+# A mailed token: 43 base64url characters. Anything else is answered `token_malformed`.
+MailedToken = Annotated[
+    str,
+    Field(
+        max_length=512,
+        description="The token from the emailed link",
+        examples=["j0QhuGGS7HOr2KdXmyy2vs3eIhM0mhtCQinPjgjjczI"],
+    ),
+]
+
+
+class EmailVerificationRequest(RequestBody):
+    token: MailedToken
+
+
+class PasswordResetRequest(RequestBody):
+    email: Email
+
+
+class PasswordResetConfirmRequest(RequestBody):
+    token: MailedToken
+    new_password: str = Field(description="Under the same policy as at sign-up")
+
+
+class EmailChangeRequest(RequestBody):
+    new_email: Email
+    password: str = Field(description="The account's current password")
+
+
+class EmailChangeConfirmRequest(RequestBody):
+    token: MailedToken
+
+
 # --- Responses ----------------------------------------------------------------------------
 
 
@@ -88,6 +121,12 @@ class TokenResponse(ResponseBody):
     expires_in: int = Field(description="Access-token lifetime in seconds")
     refresh_token: str = Field(description="Opaque; single use")
     refresh_expires_in: int = Field(description="Refresh-token lifetime in seconds")
+
+
+class Accepted(ResponseBody):
+    """A request taken on; what follows arrives by mail. The same for every address."""
+
+    detail: str
 
 
 class FieldProblem(ResponseBody):

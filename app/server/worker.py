@@ -52,6 +52,8 @@ HASHING_ROUTES = frozenset(
         "POST /api/v1/accounts",
         "POST /api/v1/accounts/me/password",
         "DELETE /api/v1/accounts/me",
+        "POST /api/v1/auth/password-reset/confirm",
+        "POST /api/v1/accounts/me/email",
     )
 )
 HASHING_THREADS = int(os.environ.get("GUNICORN_HASHING_THREADS") or len(os.sched_getaffinity(0)))

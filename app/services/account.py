@@ -21,13 +21,15 @@ from app.errors import (
     all_of,
 )
 from app.models import Account, AuthSession, Role
+from app.rate_limits import take_mail_budget
 from app.runtime import runtime
-from app.services import lockout
+from app.services import lockout, mail
 from app.services.emails import normalise_email
 from app.services.events import security_event
 from app.services.principal import Principal
 from app.services.sessions import announce_ended_sessions, end_sessions
 from app.services.unit_of_work import UnitOfWork, release_connection, unit_of_work
+from app.services.verification import send_verification
 
 DEFAULT_ROLE = "user"
 UNSET: Any = object()
@@ -66,10 +68,14 @@ def signup_problems(
     return problems
 
 
-def register_account(*, email: str, password: str, display_name: str | None = None) -> Account:
-    """Create an account with the ``user`` role.
+def register_account(
+    *, email: str, password: str, display_name: str | None = None
+) -> Account | None:
+    """Create an account with the ``user`` role and mail it a verification link.
 
-    The unique index on ``email_key`` decides races between simultaneous sign-ups.
+    The unique index on ``email_key`` decides races between simultaneous sign-ups. A taken
+    address raises EmailTaken, or, with ``SIGNUP_GENERIC_ANSWER`` (D-2), creates nothing,
+    mails the address's owner a notice and returns None after the same work as a sign-up.
     Raises InvalidEmail, a password-policy error (one, or ValidationFailed listing several),
     EmailTaken, Busy.
     """
@@ -100,12 +106,34 @@ def register_account(*, email: str, password: str, display_name: str | None = No
                 uow.session.flush()
         except IntegrityError:
             # Only the insert is undone, so a caller's enclosing work survives the refusal.
-            if uow.session.scalar(select(Account.id).where(Account.email_key == key)) is not None:
+            owner = uow.session.scalar(select(Account).where(Account.email_key == key))
+            if owner is None:
+                raise
+            if not rt.settings.signup_generic_answer:
                 raise EmailTaken() from None
-            raise
+            _tell_owner_of_signup_attempt(uow, owner)
+            return None
+        send_verification(uow, account)
         account_id = account.id
         uow.after_commit(lambda: security_event("user_created", account_id=account_id))
     return account
+
+
+def _tell_owner_of_signup_attempt(uow: UnitOfWork, owner: Account) -> None:
+    """D-2: someone signed up with an address that has an account; its owner hears of it."""
+    owner_id = owner.id
+    if take_mail_budget("signup_attempt", str(owner_id)) is None:
+        mail.enqueue(
+            uow,
+            to=owner.email,
+            template="signup_attempt",
+            context={"display_name": owner.display_name},
+        )
+    uow.after_commit(
+        lambda: security_event(
+            "user_create_fail", outcome="failure", reason="email_taken", account_id=owner_id
+        )
+    )
 
 
 def update_profile(principal: Principal, *, display_name: str | None = UNSET) -> Account:
@@ -126,7 +154,7 @@ def change_password(principal: Principal, *, current_password: str, new_password
     """
     rt = runtime()
     display_name = principal.account.display_name
-    account_id, verified_hash, email = _confirm_password(
+    account_id, verified_hash, email = confirm_password(
         principal, current_password, field="current_password"
     )
     normalised = rt.password_policy.check(
@@ -175,17 +203,20 @@ def delete_account(principal: Principal, *, password: str) -> None:
 
     Raises CurrentPasswordIncorrect.
     """
-    account_id, _, _ = _confirm_password(principal, password, field="password")
+    account_id, _, _ = confirm_password(principal, password, field="password")
     with unit_of_work() as uow:
         session_ids = list(
             uow.session.scalars(select(AuthSession.id).where(AuthSession.account_id == account_id))
         )
-        uow.session.delete(uow.session.get_one(Account, account_id))
+        account = uow.session.get_one(Account, account_id)
+        # Its mail goes too, sent or waiting (DATA-04): links in it die with the account.
+        mail.forget(uow, to=account.email)
+        uow.session.delete(account)
         announce_ended_sessions(uow, session_ids, reason="account_deleted")
         uow.after_commit(lambda: security_event("user_deleted", account_id=account_id))
 
 
-def _confirm_password(
+def confirm_password(
     principal: Principal, password: str, *, field: str
 ) -> tuple[uuid.UUID, str, str]:
     """The caller's password, checked again before a sensitive change: ``(id, hash, email)``.

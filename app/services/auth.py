@@ -16,6 +16,7 @@ from typing import NoReturn
 from sqlalchemy import select, update
 
 from app.errors import (
+    EmailNotVerified,
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidToken,
@@ -35,6 +36,7 @@ from app.services.principal import CredentialKind, Principal
 from app.services.sessions import end_sessions
 from app.services.tokens import digest_refresh_token, new_refresh_token
 from app.services.unit_of_work import UnitOfWork, release_connection, unit_of_work
+from app.services.verification import send_verification_after_refused_login
 
 # Refresh tokens we issue are 43 characters; anything far outside is junk, not worth a query.
 REFRESH_TOKEN_LENGTHS = range(16, 513)
@@ -64,7 +66,9 @@ def login(
     An unknown email, a wrong password and a locked account raise the same InvalidCredentials
     after the same work (a hash verification): only the log says which (LOG-01, RL-02).
     ``device_token`` from an earlier success lets this device past a lock caused by others.
-    Raises InvalidCredentials, Busy.
+    With ``LOGIN_REQUIRES_VERIFIED_EMAIL``, an unverified account is refused with
+    EmailNotVerified, after the password proved right, and mailed a fresh link.
+    Raises InvalidCredentials, EmailNotVerified, Busy.
     """
     rt = runtime()
     now = rt.clock.now()
@@ -77,6 +81,7 @@ def login(
         security_event("authn_login_fail", outcome="failure", reason="unknown_account")
         raise InvalidCredentials()
     account_id, verified_hash = account.id, account.password_hash
+    email_verified = account.email_verified
     locked = lockout.is_locked(account, now)
     device = rt.devices.device_id(device_token, account_id) if rt.devices else None
     trusted_device = rt.devices is not None and rt.devices.trusted(device)
@@ -91,6 +96,17 @@ def login(
     if not correct:
         _count_login_failure(account_id, device if trusted_device else None, now)
         raise InvalidCredentials()
+    if rt.settings.login_requires_verified_email and not email_verified:
+        # Only now, after the right password: the refusal tells nobody else anything (D-9).
+        # Such an account cannot log in to ask for a link, so the refusal sends one.
+        security_event(
+            "authn_login_fail",
+            outcome="failure",
+            reason="email_not_verified",
+            account_id=account_id,
+        )
+        send_verification_after_refused_login(account_id)
+        raise EmailNotVerified()
     new_hash = (
         rt.hasher.hash(normalise_password(password))
         if rt.hasher.needs_rehash(verified_hash)

@@ -112,6 +112,10 @@ def main() -> int:
             "HSTS_ENABLED": "false",
             "TRUSTED_HOSTS": "127.0.0.1",
             "SECRET_KEY": "conformance-secret-key-" + "c" * 32,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": "1",
+            "MAIL_FROM": "Gatehouse <no-reply@auth.example.test>",
+            "MAIL_SENDER_ENABLED": "false",
             # Fuzzing needs volume; the limits and their 429s are tested by the suite.
             "RATELIMIT_ENABLED": "false",
             # Nor may the lockout turn the fuzzed password checks into one answer.

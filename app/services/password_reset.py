@@ -1,0 +1,120 @@
+"""Password reset by emailed link (EM-01, EM-03, EM-04).
+
+:func:`request_password_reset` answers the same whatever the address: an account with it gets a
+link (at most ``MAIL_RATE_LIMIT_PER_ACCOUNT`` of them), an unknown address gets nothing and
+nothing is stored for it, and both do the same work (the message is rendered and encrypted
+either way; only a known account's is kept). :func:`reset_password` spends the token, sets the
+password under the full policy, ends every session, lifts a lockout and mails a notice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.errors import TokenSuperseded
+from app.extensions import db
+from app.models import Account, AuthSession
+from app.rate_limits import take_mail_budget
+from app.runtime import runtime
+from app.services import account_tokens, lockout, mail
+from app.services.account import swap_password_hash
+from app.services.account_tokens import Purpose
+from app.services.emails import email_key
+from app.services.events import security_event
+from app.services.sessions import end_sessions
+from app.services.unit_of_work import release_connection, unit_of_work
+from app.services.verification import expiry_minutes
+
+
+def request_password_reset(*, email: str) -> None:
+    """Mail a reset link if an account has this address; return the same way in every case.
+
+    Raises InvalidEmail only for what cannot be an address at all (no account is consulted).
+    """
+    key = email_key(email)
+    if take_mail_budget(Purpose.RESET_PASSWORD, key) is not None:
+        security_event("password_reset_request", outcome="failure", reason="throttled")
+        return
+    account = db.session.scalar(select(Account).where(Account.email_key == key))
+    if account is None:
+        # The work a real request does, kept nowhere: the answer takes as long (EM-01).
+        mail.render(
+            "reset_password", _context(None, account_tokens.dummy_link(Purpose.RESET_PASSWORD))
+        )
+        security_event("password_reset_request", outcome="failure", reason="unknown_account")
+        return
+    account_id = account.id
+    with unit_of_work() as uow:
+        token = account_tokens.issue(
+            uow,
+            account_id=account_id,
+            purpose=Purpose.RESET_PASSWORD,
+            email=account.email,
+            email_key=account.email_key,
+        )
+        # To the address on the account, never the one typed: a look-alike that folds to the
+        # same key must not receive the link.
+        mail.enqueue(
+            uow,
+            to=account.email,
+            template="reset_password",
+            context=_context(account.display_name, token.link),
+        )
+        uow.after_commit(lambda: security_event("password_reset_request", account_id=account_id))
+
+
+def reset_password(*, token: str, new_password: str) -> None:
+    """Set a new password with a reset token; every session of the account ends.
+
+    A token issued before the password last changed is void. The lockout is lifted, the address
+    counts as verified (the link reached it), and the account is mailed a notice. No tokens are
+    returned: the person logs in with the new password (EM-04).
+    Raises TokenMalformed, TokenUnknown, TokenUsed, TokenSuperseded, TokenExpired, a
+    password-policy error, Busy.
+    """
+    rt = runtime()
+    row = account_tokens.check(token, Purpose.RESET_PASSWORD)
+    token_id, account_id, token_key = row.id, row.account_id, row.email_key
+    account = db.session.get_one(Account, account_id)
+    if row.created_at < account.password_changed_at:
+        raise TokenSuperseded()
+    email, display_name, old_hash = account.email, account.display_name, account.password_hash
+    normalised = rt.password_policy.check(
+        new_password, email=email, display_name=display_name, field="new_password"
+    )
+    release_connection()  # no pooled connection held while hashing (REL-10)
+    new_hash = rt.hasher.hash(normalised)
+    now = rt.clock.now()
+    with unit_of_work() as uow:
+        account_tokens.spend(uow, token_id)
+        # Only over the hash seen above: a password change that committed meanwhile wins.
+        if not swap_password_hash(uow, account_id, old_hash, new_hash):
+            raise TokenSuperseded()
+        account = uow.session.get_one(Account, account_id)
+        account.password_changed_at = now
+        account.updated_at = now
+        if account.email_key == token_key:
+            account.email_verified = True
+        lockout.clear(uow, account_id)
+        account_tokens.void(uow, account_id=account_id, purpose=Purpose.RESET_PASSWORD)
+        sessions = uow.session.scalars(
+            select(AuthSession.id).where(
+                AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None)
+            )
+        ).all()
+        end_sessions(uow, sessions, reason="password_reset", now=now)
+        mail.enqueue(
+            uow,
+            to=account.email,
+            template="password_changed",
+            context={"display_name": account.display_name, "changed_at": now.isoformat()},
+        )
+        uow.after_commit(lambda: security_event("authn_password_reset", account_id=account_id))
+
+
+def _context(display_name: str | None, link: str) -> dict[str, object]:
+    return {
+        "display_name": display_name,
+        "link": link,
+        "expires_minutes": expiry_minutes(Purpose.RESET_PASSWORD),
+    }
