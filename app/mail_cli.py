@@ -59,7 +59,7 @@ def send_pending_command(loop: bool, limit: int | None) -> None:
             except Exception as exc:  # the database is down, say: say so, try again next poll
                 click.echo(f"pass failed: {type(exc).__name__}; retrying", err=True)
                 report = SendReport()
-            if report.attempted:
+            if report.attempted or report.jobs:
                 click.echo(_summary(report))
             if not (limit is not None and report.attempted >= limit and not report.unavailable):
                 stop.wait(poll)
@@ -78,6 +78,8 @@ def _one_pass(limit: int | None) -> SendReport:
 
 def _summary(report: SendReport) -> str:
     line = f"sent {report.sent}, retrying {report.retried}, failed {report.failed}"
+    if report.jobs:
+        line += f", jobs run {report.jobs}"
     if report.unavailable:
         line += " (mail server unavailable; the rest wait for the next pass)"
     return line

@@ -16,6 +16,13 @@ The public API:
     Run by the in-process sender thread (:class:`MailSender`) and by ``flask mail
     send-pending`` (``app/mail_cli.py``).
 
+Deferred work. :func:`defer` queues a job instead of a message: a request that must do the
+same work whatever it finds (a password reset for an address that may have no account, EM-01)
+writes one encrypted job row and answers; the sender later runs the job's handler (registered
+with :func:`job`), which looks things up, queues the messages there are to send and removes the
+job row in one unit of work of its own, so a job's messages exist once or not at all. Jobs are
+claimed like messages and retried like them when their handler fails.
+
 Delivery. A message is marked ``sent`` only once the SMTP server has accepted it (the reply to
 DATA). Every failure, whether the server is down (connection refused, timeout, disconnect), busy
 (4xx) or refusing (5xx: recipient, sender, content), costs one attempt and schedules the next
@@ -50,6 +57,7 @@ import atexit
 import base64
 import contextlib
 import functools
+import json
 import logging
 import os
 import re
@@ -59,7 +67,7 @@ import threading
 import unicodedata
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
@@ -217,6 +225,101 @@ def forget(uow: UnitOfWork, *, to: str) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- Deferred jobs ------------------------------------------------------------------------------
+
+JOB_PREFIX = "job:"
+JobHandler = Callable[[uuid.UUID, dict[str, Any]], None]
+_JOBS: dict[str, JobHandler] = {}
+
+
+def job(name: str) -> Callable[[JobHandler], JobHandler]:
+    """Register the handler of the deferred job ``name``: ``handler(job_id, data)``.
+
+    It runs in a sender, in an app context, outside any unit of work; it opens its own, does
+    its work there (queueing messages with :func:`enqueue`) and calls :func:`finish_job` in
+    it, so the job is gone exactly when its effects are committed. An exception leaves the job
+    to be retried with backoff, and failed after ``MAIL_MAX_ATTEMPTS``.
+    """
+
+    def register(handler: JobHandler) -> JobHandler:
+        _JOBS[name] = handler
+        return handler
+
+    return register
+
+
+def defer(uow: UnitOfWork, *, job: str, data: Mapping[str, Any]) -> None:
+    """Queue the job ``job`` with ``data`` (encrypted at rest) in ``uow``'s transaction.
+
+    The work a request does here is the same whatever the job will find: one row, written
+    and committed. After the commit this process's sender is woken. Raises KeyError for a job
+    nobody registered.
+    """
+    if job not in _JOBS:
+        raise KeyError(f"no handler registered for the job {job!r}")
+    now = runtime().clock.now()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    uow.session.add(
+        OutboxMessage(
+            id=uuid.uuid4(),
+            created_at=now,
+            to_address="",
+            template=JOB_PREFIX + job,
+            payload=_cipher(app).encrypt(json.dumps(dict(data)).encode()),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+    uow.after_commit(functools.partial(wake, app))
+
+
+def finish_job(uow: UnitOfWork, job_id: uuid.UUID) -> None:
+    """Remove the job's row in ``uow``: it commits with what the job did, or not at all."""
+    uow.session.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.id == job_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def run_jobs(*, limit: int | None = None) -> int:
+    """Run the due jobs (at most ``limit``), sending nothing; returns how many ran.
+
+    For tests and tools that need a job's messages queued without a mail transport;
+    :func:`send_pending` runs jobs too.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = runtime().settings
+    ran = 0
+    while limit is None or ran < limit:
+        claim = _claim_next(jobs_only=True)
+        if claim is None:
+            break
+        outcome, reason = _run_job(app, claim)
+        if outcome != "done":
+            _record(claim, outcome, reason, settings)
+        ran += 1
+    return ran
+
+
+def _run_job(app: Flask, claim: _Claim) -> tuple[str, str | None]:
+    """Run one claimed job: ``("done", None)``, or ``("refused"|"broken", reason)``."""
+    handler = _JOBS.get(claim.template.removeprefix(JOB_PREFIX))
+    if handler is None:
+        return "broken", "no handler for this job"
+    try:
+        data = json.loads(_cipher(app).decrypt(claim.payload))
+    except (InvalidToken, ValueError):
+        return "broken", "job data cannot be decrypted (SECRET_KEY changed?)"
+    try:
+        handler(claim.id, data)
+    except Exception as exc:  # the job is retried; the sender carries on
+        log.exception("job %s (%s) failed", claim.id, claim.template)
+        return "refused", type(exc).__name__[:_LAST_ERROR_LENGTH]
+    return "done", None
 
 
 def _build_message(
@@ -480,6 +583,7 @@ class SendReport:
     retried: int = 0
     failed: int = 0
     unavailable: bool = False
+    jobs: int = 0  # deferred jobs that ran to the end (their messages are queued)
 
     @property
     def attempted(self) -> int:
@@ -514,12 +618,20 @@ def send_pending(*, limit: int | None = None) -> SendReport:
     settings = runtime().settings
     transport = transport_for(settings)
     counts = {"sent": 0, "retried": 0, "failed": 0}
+    jobs = 0
     unavailable = False
     try:
-        while limit is None or sum(counts.values()) < limit:
+        while limit is None or sum(counts.values()) + jobs < limit:
             claim = _claim_next()
             if claim is None:
                 break
+            if claim.template.startswith(JOB_PREFIX):
+                outcome, reason = _run_job(app, claim)
+                if outcome == "done":
+                    jobs += 1
+                else:
+                    counts[_record(claim, outcome, reason, settings)] += 1
+                continue
             outcome, reason = _deliver(app, transport, claim, settings)
             counts[_record(claim, outcome, reason, settings)] += 1
             if outcome == "unavailable":
@@ -527,7 +639,7 @@ def send_pending(*, limit: int | None = None) -> SendReport:
                 break
     finally:
         transport.close()
-    return SendReport(**counts, unavailable=unavailable)
+    return SendReport(**counts, unavailable=unavailable, jobs=jobs)
 
 
 def _due(now: datetime) -> Any:
@@ -538,7 +650,7 @@ def _due(now: datetime) -> Any:
     )
 
 
-def _claim_next() -> _Claim | None:
+def _claim_next(*, jobs_only: bool = False) -> _Claim | None:
     """Claim the next due message for this sender, in a transaction of its own.
 
     PostgreSQL: the candidate is locked ``FOR UPDATE SKIP LOCKED`` (a concurrent sender skips
@@ -551,9 +663,12 @@ def _claim_next() -> _Claim | None:
     for _ in range(_CLAIM_TRIES):
         now = runtime().clock.now()
         with unit_of_work() as uow:
+            due = _due(now)
+            if jobs_only:
+                due = due & OutboxMessage.template.startswith(JOB_PREFIX, autoescape=True)
             candidate = uow.session.scalar(
                 select(OutboxMessage.id)
-                .where(_due(now))
+                .where(due)
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.created_at)
                 .limit(1)
                 .with_for_update(skip_locked=True)

@@ -2,7 +2,8 @@
 
 Starts the service as production runs it (gunicorn with gunicorn.conf.py, the production
 configuration: DEBUG and TESTING off, so errors are answered the way production answers them)
-on a scratch SQLite database, signs up one account,
+on a scratch SQLite database, with a loopback SMTP server (aiosmtpd) taking its mail; signs up
+one account and verifies it by the link mailed to it, as production requires before a login,
 and runs schemathesis (tests/conformance/schemathesis.toml) against /api/v1/swagger.json with
 the checks not_a_server_error, status_code_conformance, content_type_conformance and
 response_schema_conformance, valid and invalid requests alike. The operations that end the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,10 +28,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from aiosmtpd.controller import Controller  # noqa: E402
 
 from app.services.tokens import generate_private_key, private_key_to_pem  # noqa: E402
 
@@ -55,6 +61,29 @@ def call(url: str, body: dict | None = None) -> tuple[int, dict]:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+class Mailbox:
+    """Keeps what the service mails (the fuzzing's sign-ups mail too)."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(envelope.content)
+        return "250 2.0.0 accepted"
+
+    def token_for(self, address: str, seconds: float = 30) -> str:
+        """The token of the first message to ``address`` (its verification link)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for raw in self.messages:
+                message = BytesParser(policy=policy.default).parsebytes(raw)
+                if message["To"] == address:
+                    text = message.get_body(("plain",)).get_content()
+                    return re.search(r"#token=([A-Za-z0-9_-]{43})", text).group(1)
+            time.sleep(0.2)
+        sys.exit(f"conformance: no message reached {address}")
 
 
 def wait_until_serving(url: str, server: subprocess.Popen, seconds: float = 30) -> None:
@@ -99,6 +128,9 @@ def main() -> int:
         key_file.chmod(0o600)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
+        mailbox = Mailbox()
+        smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+        smtp.start()
         environ = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("GATEHOUSE_", "JWT_"))},
             "GATEHOUSE_ENV": "production",
@@ -113,9 +145,9 @@ def main() -> int:
             "TRUSTED_HOSTS": "127.0.0.1",
             "SECRET_KEY": "conformance-secret-key-" + "c" * 32,
             "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": "1",
+            "MAIL_PORT": str(smtp.port),
+            "MAIL_USE_TLS": "false",
             "MAIL_FROM": "Gatehouse <no-reply@auth.example.test>",
-            "MAIL_SENDER_ENABLED": "false",
             # Fuzzing needs volume; the limits and their 429s are tested by the suite.
             "RATELIMIT_ENABLED": "false",
             # Nor may the lockout turn the fuzzed password checks into one answer.
@@ -143,7 +175,9 @@ def main() -> int:
             spec_url = f"{base}/api/v1/swagger.json"
             wait_until_serving(spec_url, server)
             account = {"email": "fuzz@example.com", "password": PASSWORD}
-            assert call(f"{base}/api/v1/accounts", account)[0] == 201
+            assert call(f"{base}/api/v1/accounts", account)[0] == 202  # generic sign-up (D-2)
+            verified = {"token": mailbox.token_for(account["email"])}
+            assert call(f"{base}/api/v1/auth/verify-email", verified)[0] == 204
 
             def login() -> str:
                 return call(f"{base}/api/v1/auth/login", account)[1]["access_token"]
@@ -157,6 +191,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=10)
+            smtp.stop()
             errors = (workdir / "server.log").read_text()
             if "Traceback" in errors:
                 print("conformance: the server logged a traceback:\n" + errors[-4000:])

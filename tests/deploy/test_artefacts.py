@@ -439,6 +439,9 @@ def test_helm_values_validate_against_the_schema():
         (("config", "trustedHosts"), []),
         (("image", "pullPolicy"), "Sometimes"),
         (("secrets", "signingKey", "name"), ""),
+        (("config", "mail", "server"), ""),
+        (("config", "mail", "password"), "hunter2"),
+        (("config", "extra", "MAIL_PASSWORD"), "hunter2"),
     ],
 )
 def test_helm_schema_refuses_secrets_in_values_and_missing_settings(path, value):
@@ -515,6 +518,18 @@ def test_signing_key_and_database_url_come_from_secret_key_refs():
     assert not {"JWT_PRIVATE_KEY", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN"} & set(config)
     for template in (CHART / "templates").glob("*.yaml"):
         assert not re.search(r"^kind:\s*Secret\s*$", template.read_text(), re.MULTILINE)
+
+
+def test_mail_settings_come_from_values_and_the_smtp_login_from_a_secret():
+    """OPS-03: production needs MAIL_SERVER and MAIL_FROM; the SMTP password is no value."""
+    data = values()
+    config = manifest("configmap.yaml")["data"]
+    assert config["MAIL_SERVER"] == data["config"]["mail"]["server"]
+    assert config["MAIL_FROM"] == data["config"]["mail"]["from"]
+    assert not {"MAIL_USERNAME", "MAIL_PASSWORD"} & set(config)
+    helper = helpers()["gatehouse.serverSecretEnv"]
+    assert "- name: MAIL_PASSWORD" in helper and ".passwordKey" in helper
+    assert "MAIL_PASSWORD" in template_text("configmap.yaml"), "config.extra refuses it"
 
 
 def test_termination_grace_exceeds_prestop_sleep_and_gunicorn_graceful_timeout():

@@ -121,4 +121,18 @@ every container (production refuses to start without it); the rest only by the s
       key: {{ .key }}
 {{- end }}
 {{- end }}
+{{- with .Values.secrets.mail }}
+{{- if .name }}
+- name: MAIL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .usernameKey }}
+- name: MAIL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .passwordKey }}
+{{- end }}
+{{- end }}
 {{- end }}
