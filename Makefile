@@ -28,9 +28,11 @@ test: $(STAMP)
 api-conformance: $(STAMP)
 	$(BIN)/python tests/conformance/run.py
 
-# Figures, not a test: login timing for real vs unknown accounts (SECURITY.md LOG-02).
+# Figures, not a test: login timing for real vs unknown accounts (SECURITY.md LOG-02) and
+# password-reset request timing for known vs unknown addresses (EM-01).
 bench: $(STAMP)
 	$(BIN)/python bench/login_timing.py
+	$(BIN)/python bench/reset_timing.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

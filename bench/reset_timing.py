@@ -1,9 +1,10 @@
 """EM-01 benchmark: does a password-reset request's timing tell whether the account exists?
 
-Interleaves reset requests for a real account (a token stored, a message rendered, encrypted
-and queued) and for unknown addresses (the message rendered and encrypted, nothing kept), in
-process, and prints the median of each, their difference, and a baseline measured in the same
-run: a request that reads nothing (``GET /healthz``), i.e. what the framework alone costs.
+Interleaves reset requests for a real account and for unknown addresses, in process, and prints
+the median of each, their difference, and a baseline measured in the same run: a request that
+reads nothing (``GET /healthz``), i.e. what the framework alone costs. A request only folds the
+address, takes a mail budget and commits one deferred job to the outbox; the sender (off here)
+decides later whether an account has the address, so nothing on the request path depends on it.
 The per-account mail budget is lifted so every known request does the full work.
 
     make bench                       # or: .venv/bin/python bench/reset_timing.py [--rounds 300]

@@ -103,6 +103,7 @@ def mailed_messages(app: Flask, to: str, template: str | None = None) -> list[Em
     what a real server received (tests/mail/).
     """
     with app.app_context():
+        mail.run_jobs()  # deferred work (a reset request's) queues its messages first
         cipher = mail.outbox_cipher(load_secret_key(app_runtime(app).settings))
         query = select(OutboxMessage).where(OutboxMessage.to_address == to)
         if template is not None:

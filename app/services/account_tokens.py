@@ -182,8 +182,3 @@ def link(purpose: Purpose, token: str) -> str:
         return template.replace("{token}", token)
     base = (settings.public_url or settings.jwt_issuer or "").rstrip("/")
     return f"{base}{PAGES[purpose]}#token={token}"
-
-
-def dummy_link(purpose: Purpose) -> str:
-    """A link like a real one, for work that must look the same but keep nothing."""
-    return link(purpose, secrets.token_urlsafe(TOKEN_BYTES))

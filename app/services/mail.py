@@ -277,12 +277,23 @@ def defer(uow: UnitOfWork, *, job: str, data: Mapping[str, Any]) -> None:
 
 
 def finish_job(uow: UnitOfWork, job_id: uuid.UUID) -> None:
-    """Remove the job's row in ``uow``: it commits with what the job did, or not at all."""
-    uow.session.execute(
+    """Remove the job's row in ``uow``: it commits with what the job did, or not at all.
+
+    Raises JobGone when the row is no longer there (a second sender ran the job after this
+    one's claim lapsed and finished first): ``uow`` then rolls back, so the job's effects
+    happen once.
+    """
+    result = uow.session.execute(
         delete(OutboxMessage)
         .where(OutboxMessage.id == job_id)
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise JobGone(job_id)
+
+
+class JobGone(RuntimeError):
+    """The job was finished by another sender; this run's work is rolled back."""
 
 
 def run_jobs(*, limit: int | None = None) -> int:

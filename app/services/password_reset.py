@@ -1,13 +1,16 @@
 """Password reset by emailed link (EM-01, EM-03, EM-04).
 
-:func:`request_password_reset` answers the same whatever the address: an account with it gets a
-link (at most ``MAIL_RATE_LIMIT_PER_ACCOUNT`` of them), an unknown address gets nothing and
-nothing is stored for it, and both do the same work (the message is rendered and encrypted
-either way; only a known account's is kept). :func:`reset_password` spends the token, sets the
+:func:`request_password_reset` answers the same whatever the address and does the same work:
+it writes one deferred job to the outbox (at most ``MAIL_RATE_LIMIT_PER_ACCOUNT`` per address).
+The sender runs the job: an account with the address gets a link, an unknown address gets
+nothing and nothing stays stored for it. :func:`reset_password` spends the token, sets the
 password under the full policy, ends every session, lifts a lockout and mails a notice.
 """
 
 from __future__ import annotations
+
+import uuid
+from typing import Any
 
 from sqlalchemy import select
 
@@ -27,40 +30,56 @@ from app.services.verification import expiry_minutes
 
 
 def request_password_reset(*, email: str) -> None:
-    """Mail a reset link if an account has this address; return the same way in every case.
+    """Queue the reset job for this address; return the same way whether an account has it.
 
-    Raises InvalidEmail only for what cannot be an address at all (no account is consulted).
+    The request's work is the same in every case (EM-01): the address is folded to its key, a
+    mail budget is taken for the key, and one deferred job is written and committed. Whether
+    an account has the address is decided later, by :func:`_send_reset_link` in the sender,
+    where no answer waits on it. Raises InvalidEmail only for what cannot be an address at all.
     """
     key = email_key(email)
     if take_mail_budget(Purpose.RESET_PASSWORD, key) is not None:
         security_event("password_reset_request", outcome="failure", reason="throttled")
         return
-    account = db.session.scalar(select(Account).where(Account.email_key == key))
-    if account is None:
-        # The work a real request does, kept nowhere: the answer takes as long (EM-01).
-        mail.render(
-            "reset_password", _context(None, account_tokens.dummy_link(Purpose.RESET_PASSWORD))
-        )
-        security_event("password_reset_request", outcome="failure", reason="unknown_account")
-        return
-    account_id = account.id
     with unit_of_work() as uow:
-        token = account_tokens.issue(
-            uow,
-            account_id=account_id,
-            purpose=Purpose.RESET_PASSWORD,
-            email=account.email,
-            email_key=account.email_key,
-        )
-        # To the address on the account, never the one typed: a look-alike that folds to the
-        # same key must not receive the link.
-        mail.enqueue(
-            uow,
-            to=account.email,
-            template="reset_password",
-            context=_context(account.display_name, token.link),
-        )
-        uow.after_commit(lambda: security_event("password_reset_request", account_id=account_id))
+        mail.defer(uow, job=RESET_JOB, data={"email_key": key})
+        uow.after_commit(lambda: security_event("password_reset_request", outcome="queued"))
+
+
+RESET_JOB = "password_reset"
+
+
+@mail.job(RESET_JOB)
+def _send_reset_link(job_id: uuid.UUID, data: dict[str, Any]) -> None:
+    """The deferred half of a reset request: issue a token and mail the link, or nothing.
+
+    An unknown address leaves nothing behind (the job row goes with the same commit).
+    """
+    with unit_of_work() as uow:
+        account = uow.session.scalar(select(Account).where(Account.email_key == data["email_key"]))
+        if account is None:
+            security_event("password_reset_request", outcome="failure", reason="unknown_account")
+        else:
+            token = account_tokens.issue(
+                uow,
+                account_id=account.id,
+                purpose=Purpose.RESET_PASSWORD,
+                email=account.email,
+                email_key=account.email_key,
+            )
+            # To the address on the account, never the one typed: a look-alike that folds to
+            # the same key must not receive the link.
+            mail.enqueue(
+                uow,
+                to=account.email,
+                template="reset_password",
+                context=_context(account.display_name, token.link),
+            )
+            account_id = account.id
+            uow.after_commit(
+                lambda: security_event("password_reset_link_queued", account_id=account_id)
+            )
+        mail.finish_job(uow, job_id)
 
 
 def reset_password(*, token: str, new_password: str) -> None:

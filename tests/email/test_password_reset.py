@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Account
+from app.models.outbox import OutboxMessage
 from app.services.devices import HEADER as DEVICE_HEADER
 from tests.email.conftest import Inbox
 from tests.helpers import STRONG_PASSWORD, assert_problem, link_in, snapshot, token_in
@@ -131,7 +132,7 @@ def test_reset_request_answers_the_same_for_known_and_unknown_addresses(build, i
 def test_reset_request_for_unknown_address_stores_nothing_and_sends_nothing(
     build, inbox, config_name
 ):
-    """EM-01, RL-04: no token, no outbox row, no message."""
+    """EM-01, RL-04: once the sender ran the request's job, no token, no outbox row, no message."""
     app = build(config_name)
     sign_up(app, inbox)
     before = snapshot(app)
@@ -139,8 +140,30 @@ def test_reset_request_for_unknown_address_stores_nothing_and_sends_nothing(
     response = request_reset(app.test_client(), "nobody@example.com")
 
     assert response.status_code == 202
-    assert snapshot(app) == before
     assert inbox.deliver(app) == []
+    assert snapshot(app) == before
+
+
+def test_reset_request_writes_the_same_one_job_row_for_known_and_unknown_addresses(build, inbox):
+    """EM-01: the request's own work does not depend on the account: one deferred job each,
+    no token and no message yet (whether the account exists is decided in the sender)."""
+    app = build()
+    sign_up(app, inbox)
+    inbox.deliver(app)
+    before = snapshot(app)
+
+    request_reset(app.test_client(), ADA)
+    request_reset(app.test_client(), "nobody@example.com")
+
+    after = snapshot(app)
+    assert {t: r for t, r in after.items() if t != "outbox_messages"} == {
+        t: r for t, r in before.items() if t != "outbox_messages"
+    }
+    with app.app_context():
+        new = db.session.scalars(
+            select(OutboxMessage.template).where(OutboxMessage.status == "pending")
+        ).all()
+    assert new == ["job:password_reset", "job:password_reset"]
 
 
 @pytest.mark.parametrize("config_name", CONFIGS)
@@ -253,13 +276,14 @@ def test_reset_request_for_unknown_address_past_the_budget_answers_the_same(buil
     sign_up(app, inbox)
     client = app.test_client()
     known = [request_reset(client, ADA) for _ in range(4)]
+    assert len(inbox.deliver(app)) == 3
     before = snapshot(app)
 
     unknown = [request_reset(client, "nobody@example.com") for _ in range(4)]
 
     assert [answer(r) for r in unknown] == [answer(r) for r in known]
+    assert inbox.deliver(app) == []
     assert snapshot(app) == before
-    assert len(inbox.deliver(app)) == 3
 
 
 # --- The confirmation -------------------------------------------------------------------------
