@@ -130,6 +130,12 @@ def check(token: str, purpose: Purpose) -> AccountToken:
     return row
 
 
+def was_spent(token_id: uuid.UUID) -> bool:
+    """Whether the token is used now, read afresh from the database (not the session's copy)."""
+    used_at = db.session.scalar(select(AccountToken.used_at).where(AccountToken.id == token_id))
+    return used_at is not None
+
+
 def spend(uow: UnitOfWork, token_id: uuid.UUID) -> None:
     """Mark the token used in ``uow``, if nobody did meanwhile; raises TokenUsed otherwise.
 
