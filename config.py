@@ -70,6 +70,9 @@ class Config:
     ACCESS_TOKEN_LIFETIME_SECONDS = 15 * 60
     REFRESH_TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
     SESSION_LIFETIME_SECONDS = 90 * 24 * 3600
+    # Deleting the account or changing its address without the password needs a login this
+    # recent (SES-09); with the password in the body, any session will do.
+    REAUTHENTICATION_WINDOW_SECONDS = 600
 
     # Passwords: Argon2id. argon2-cffi's defaults (RFC 9106 low-memory profile: t=3, 64 MiB,
     # p=4) are above the OWASP minimum (t=2, 19 MiB, p=1).
@@ -134,6 +137,13 @@ class Config:
     MAIL_RATE_LIMIT_PER_ACCOUNT = "3/hour;10/day"
     EMAIL_RATE_LIMIT_PER_IP = "10/minute;100/hour"
     PASSWORD_CHECK_RATE_LIMIT_PER_IP = "10/minute;100/hour"
+    PAT_CREATE_RATE_LIMIT_PER_IP = "10/minute;100/hour"
+
+    # Personal access tokens (scripts, CI): the longest life one may ask for (also the life of
+    # one that names none; 0: no limit, and such a token never expires), and how many live
+    # tokens an account may hold.
+    PAT_MAX_LIFETIME_SECONDS = 365 * 24 * 3600
+    PAT_MAX_PER_ACCOUNT = 50
 
     # Mail. Without MAIL_SERVER (development, testing) messages are written as .eml files to
     # MAIL_OUTBOX_DIR and logged; production needs a server. Messages wait in the outbox table,
@@ -164,6 +174,15 @@ class Config:
     LOGIN_REQUIRES_VERIFIED_EMAIL = False
     # D-2: a sign-up for a taken address answers like a new one (202) and mails the owner.
     SIGNUP_GENERIC_ANSWER = False
+
+    # Two-factor authentication (TOTP, RFC 6238). A correct password of an account with TOTP
+    # on earns an mfa_token, not tokens: it lives MFA_TOKEN_LIFETIME_SECONDS, completes one
+    # login and dies after MFA_TOKEN_MAX_ATTEMPTS wrong codes. TOTP_ISSUER names the service
+    # in authenticator apps. Completions are limited per client address like logins.
+    MFA_TOKEN_LIFETIME_SECONDS = 300
+    MFA_TOKEN_MAX_ATTEMPTS = 5
+    MFA_RATE_LIMIT_PER_IP = "30/minute;300/hour"
+    TOTP_ISSUER = "Gatehouse"
 
     # Logs, metrics, traces.
     LOG_LEVEL = "INFO"
@@ -266,6 +285,9 @@ class Settings(BaseModel):
     access_token_lifetime_seconds: int = Field(description="Access-token life")
     refresh_token_lifetime_seconds: int = Field(description="Refresh-token life (idle limit)")
     session_lifetime_seconds: int = Field(description="Absolute session life")
+    reauthentication_window_seconds: int = Field(
+        description="How recent a login must be for a sensitive change made without the password"
+    )
 
     argon2_time_cost: int = Field(description="Argon2id passes")
     argon2_memory_cost: int = Field(description="Argon2id memory in KiB")
@@ -309,6 +331,13 @@ class Settings(BaseModel):
     password_check_rate_limit_per_ip: str = Field(
         description="Password changes and deletions per client address"
     )
+    pat_create_rate_limit_per_ip: str = Field(
+        description="Personal access tokens created per client address"
+    )
+    pat_max_lifetime_seconds: int = Field(
+        description="Longest personal-access-token life, and the default (0: no limit)"
+    )
+    pat_max_per_account: int = Field(description="Live personal access tokens per account")
 
     password_reset_rate_limit_per_ip: str = Field(description="Reset requests per address")
     mail_rate_limit_per_account: str = Field(
@@ -340,6 +369,10 @@ class Settings(BaseModel):
     email_change_token_lifetime_seconds: int = Field(description="Email-change link life")
     login_requires_verified_email: bool = Field(description="Refuse unverified logins (403)")
     signup_generic_answer: bool = Field(description="Answer taken addresses like new ones")
+    mfa_token_lifetime_seconds: int = Field(description="Life of an mfa_token (login step two)")
+    mfa_token_max_attempts: int = Field(description="Wrong codes that end an mfa_token")
+    mfa_rate_limit_per_ip: str = Field(description="Second-factor login steps per address")
+    totp_issuer: str = Field(description="Issuer the authenticator app shows")
 
     log_level: str = Field(description="Level of the gatehouse logger")
     log_format: Literal["json", "text"] = Field(description="One JSON object per line, or text")
@@ -493,10 +526,16 @@ def _check(settings: dict[str, Any], environ: dict[str, str], *, serving: bool) 
         raise ConfigurationError("ACCESS_TOKEN_LIFETIME_SECONDS must be positive")
     if settings["REFRESH_TOKEN_LIFETIME_SECONDS"] <= 0 or settings["SESSION_LIFETIME_SECONDS"] <= 0:
         raise ConfigurationError("refresh-token and session lifetimes must be positive")
+    if settings["REAUTHENTICATION_WINDOW_SECONDS"] <= 0:
+        raise ConfigurationError("REAUTHENTICATION_WINDOW_SECONDS must be positive")
     if not 0 <= settings["JWT_LEEWAY_SECONDS"] <= 60:
         raise ConfigurationError("JWT_LEEWAY_SECONDS must be between 0 and 60")
     if settings["SECRET_KEY"] and len(settings["SECRET_KEY"].encode()) < 32:
         raise ConfigurationError("SECRET_KEY must be at least 32 bytes (256 bits)")
+    if settings["PAT_MAX_LIFETIME_SECONDS"] < 0 or 0 < settings["PAT_MAX_LIFETIME_SECONDS"] < 60:
+        raise ConfigurationError("PAT_MAX_LIFETIME_SECONDS must be 0 (no limit) or at least 60")
+    if settings["PAT_MAX_PER_ACCOUNT"] < 1:
+        raise ConfigurationError("PAT_MAX_PER_ACCOUNT must be positive")
     if settings["LOCKOUT_FAILURES"] < 1 or settings["LOCKOUT_SECONDS"] < 1:
         raise ConfigurationError("LOCKOUT_FAILURES and LOCKOUT_SECONDS must be positive")
     for key in [k for k in settings if "_RATE_LIMIT_PER_" in k or k == "DEVICE_FAILURES"]:
@@ -531,6 +570,8 @@ def _check(settings: dict[str, Any], environ: dict[str, str], *, serving: bool) 
         "MAIL_RETRY_BASE_SECONDS",
         "MAIL_POLL_SECONDS",
         "MAIL_MAX_ATTEMPTS",
+        "MFA_TOKEN_LIFETIME_SECONDS",
+        "MFA_TOKEN_MAX_ATTEMPTS",
         "EMAIL_VERIFICATION_TOKEN_LIFETIME_SECONDS",
         "PASSWORD_RESET_TOKEN_LIFETIME_SECONDS",
         "EMAIL_CHANGE_TOKEN_LIFETIME_SECONDS",

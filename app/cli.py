@@ -10,6 +10,7 @@ whichever door it is reached through.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from app.mail_cli import mail
+from app.services import sessions
 from app.services.tokens import (
     generate_private_key,
     private_key_to_pem,
@@ -55,6 +57,35 @@ def generate_key(algorithm: str, path: Path) -> None:
     click.echo(f"wrote {algorithm} signing key {kid} to {path} (mode 0600)")
 
 
+sessions_group = AppGroup("sessions", help="Login sessions.")
+
+
+@sessions_group.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.FloatRange(min=0),
+    default=7.0,
+    show_default=True,
+    help="Delete sessions that ended or expired at least this many days ago.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1, max=10_000),
+    default=500,
+    show_default=True,
+    help="Sessions deleted per transaction: short transactions keep serving unblocked.",
+)
+def purge_sessions(days: float, batch_size: int) -> None:
+    """Delete ended and expired sessions with their refresh tokens; safe while serving.
+
+    A live session is never touched. The days of grace keep recent ones for inspection.
+    """
+    deleted = sessions.purge(older_than=timedelta(days=days), batch_size=batch_size)
+    click.echo(f"purged {deleted} session(s) ended or expired before {days:g} day(s) ago")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(keys)
     app.cli.add_command(mail)
+    app.cli.add_command(sessions_group)

@@ -246,6 +246,24 @@ class SessionRevoked(Unauthenticated):
     status, code, title = 401, "session_revoked", "The session has ended"
 
 
+class SessionNotFound(DomainError):
+    """Unknown, ended, or another account's: the same answer, so ids cannot be probed."""
+
+    status, code, title = 404, "session_not_found", "No such session"
+
+
+class CsrfTokenMissing(DomainError):
+    """A state-changing request made with the session cookie, without the CSRF header."""
+
+    status, code, title = 403, "csrf_token_missing", "Send the session's X-CSRF-Token header"
+
+
+class CsrfTokenInvalid(DomainError):
+    """The CSRF header is not the session's token."""
+
+    status, code, title = 403, "csrf_token_invalid", "The X-CSRF-Token header is not valid"
+
+
 class MultipleCredentials(DomainError):
     """Two credentials in one request (two Authorization headers, or a token and a cookie):
     which one speaks for the caller would be a guess, so neither does (RFC 6750 §3.1)."""
@@ -279,6 +297,120 @@ class ReauthenticationRequired(DomainError):
     """A sensitive operation needs a recent login (SECURITY.md SES-09)."""
 
     status, code, title = 403, "reauthentication_required", "Log in again to do this"
+
+
+class InteractiveLoginRequired(DomainError):
+    """A personal access token on an operation no scope allows (logout, password and email
+    changes, deletion, token management, MFA): only an interactive login may do it."""
+
+    status, code, title = (
+        403,
+        "interactive_login_required",
+        "A personal access token cannot do this; log in",
+    )
+
+
+# --- Personal access tokens ---------------------------------------------------------------
+
+
+class InvalidTokenName(FieldRuleBroken):
+    status, code, title = 400, "invalid_token_name", "The name must be 1 to 100 characters"
+
+
+class ScopesRequired(FieldRuleBroken):
+    status, code, title = 400, "scopes_required", "Name at least one scope"
+
+
+class UnknownScope(FieldRuleBroken):
+    status, code, title = 400, "unknown_scope", "A scope is not one of the documented ones"
+
+
+class InvalidTokenLifetime(FieldRuleBroken):
+    status, code, title = 400, "invalid_expires_in", "expires_in is out of the allowed range"
+
+
+class TokenLimitReached(DomainError):
+    status, code, title = 409, "token_limit_reached", "The account has its maximum of tokens"
+
+
+class TokenNotFound(DomainError):
+    """Unknown, revoked, expired or another account's: one answer, so ids cannot be probed."""
+
+    status, code, title = 404, "token_not_found", "No such token"
+
+
+# --- Two-factor authentication (each failure its own code; a wrong code is 400, the caller
+# is known or holds an mfa_token; a bad mfa_token is 401) -----------------------------------
+
+
+class MfaCodeMalformed(FieldRuleBroken):
+    status, code, title = 400, "mfa_code_malformed", "The code must be 6 digits"
+
+
+class MfaCodeInvalid(FieldRuleBroken):
+    """Not the authenticator's code for this time (±1 step), or the account is locked."""
+
+    status, code, title = 400, "mfa_code_invalid", "The code is not valid"
+
+
+class MfaCodeReused(FieldRuleBroken):
+    """The code of a time step already accepted: a code is accepted once (MFA-03)."""
+
+    status, code, title = 400, "mfa_code_reused", "The code was already used; wait for the next"
+
+
+class RecoveryCodeMalformed(FieldRuleBroken):
+    status, code, title = (
+        400,
+        "recovery_code_malformed",
+        "A recovery code is 16 letters and digits, e.g. abcd-efgh-ijkl-mnop",
+    )
+
+
+class RecoveryCodeInvalid(FieldRuleBroken):
+    status, code, title = 400, "recovery_code_invalid", "The recovery code is not valid"
+
+
+class RecoveryCodeUsed(FieldRuleBroken):
+    status, code, title = 400, "recovery_code_used", "The recovery code was already used"
+
+
+class MfaTokenInvalid(Unauthenticated):
+    """Not an mfa_token we issued: malformed, unknown, or another kind of token."""
+
+    status, code, title = 401, "mfa_token_invalid", "The mfa_token is invalid"
+
+
+class MfaTokenExpired(Unauthenticated):
+    status, code, title = 401, "mfa_token_expired", "The mfa_token has expired; log in again"
+
+
+class MfaTokenUsed(Unauthenticated):
+    status, code, title = 401, "mfa_token_used", "The mfa_token was already used; log in again"
+
+
+class MfaTokenExhausted(Unauthenticated):
+    status, code, title = (
+        401,
+        "mfa_token_exhausted",
+        "Too many wrong codes for this mfa_token; log in again",
+    )
+
+
+class MfaAlreadyEnabled(DomainError):
+    status, code, title = 409, "mfa_already_enabled", "Two-factor authentication is already on"
+
+
+class MfaNotEnabled(DomainError):
+    status, code, title = 409, "mfa_not_enabled", "Two-factor authentication is not on"
+
+
+class MfaEnrolmentNotStarted(DomainError):
+    status, code, title = (
+        409,
+        "mfa_enrolment_not_started",
+        "No TOTP enrolment is waiting for confirmation; start one first",
+    )
 
 
 # --- Infrastructure -----------------------------------------------------------------------

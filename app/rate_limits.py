@@ -80,8 +80,10 @@ RATE_LIMITS: dict[str, LimitRule] = {
     "signup_per_account": LimitRule("signup_rate_limit_per_account", account_named_in_body),
     "refresh_per_ip": LimitRule("refresh_rate_limit_per_ip", client_address),
     "password_check_per_ip": LimitRule("password_check_rate_limit_per_ip", client_address),
+    "pat_create_per_ip": LimitRule("pat_create_rate_limit_per_ip", client_address),
     "password_reset_per_ip": LimitRule("password_reset_rate_limit_per_ip", client_address),
     "email_per_ip": LimitRule("email_rate_limit_per_ip", client_address),
+    "mfa_per_ip": LimitRule("mfa_rate_limit_per_ip", client_address),
 }
 
 

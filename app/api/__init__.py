@@ -71,7 +71,10 @@ api = GatehouseApi(
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`Bearer <access token>`",
+            "description": "`Bearer <access token>`, or `Bearer gh_pat_…` (a personal "
+            "access token, on the operations its scopes allow). Every operation that takes it "
+            "also takes the session cookie of POST /auth/session (Swagger 2.0 cannot describe "
+            "a cookie scheme); with the cookie, POST, PATCH and DELETE need `X-CSRF-Token`.",
         }
     },
 )
@@ -79,9 +82,17 @@ api = GatehouseApi(
 # Imported for their side effect of declaring routes on the namespaces.
 from app.api.accounts import ns as accounts_ns  # noqa: E402
 from app.api.auth import ns as auth_ns  # noqa: E402
+from app.api.cookie_session import ns as cookie_session_ns  # noqa: E402
+from app.api.mfa import ns as mfa_ns  # noqa: E402
+from app.api.sessions import ns as sessions_ns  # noqa: E402
+from app.api.tokens import ns as tokens_ns  # noqa: E402
 
 api.add_namespace(accounts_ns, path="/accounts")
 api.add_namespace(auth_ns, path="/auth")
+api.add_namespace(mfa_ns, path="/accounts/me/mfa")
+api.add_namespace(sessions_ns, path="/accounts/me/sessions")
+api.add_namespace(cookie_session_ns, path="/auth/session")
+api.add_namespace(tokens_ns, path="/accounts/me/tokens")
 
 API_SURFACE = surfaces.Surface(
     "api",

@@ -33,6 +33,7 @@ from app.errors import (
     PasswordTooLong,
     PasswordTooShort,
     RateLimited,
+    ReauthenticationRequired,
     TokenExpired,
     TokenMalformed,
     TokenSuperseded,
@@ -113,13 +114,13 @@ class AccountList(Resource):
 
 @ns.route("/me")
 class CurrentAccount(Resource):
-    @auth_required()
+    @auth_required(scopes=("profile:read",))
     @returns(AccountResponse, 200, "The caller's account")
     def get(self):
         """Read the caller's account."""
         return current_principal().account
 
-    @auth_required()
+    @auth_required(scopes=("profile:write",))
     @body(ProfileUpdateRequest)
     @returns(AccountResponse, 200, "The updated account")
     def patch(self, body: ProfileUpdateRequest):
@@ -128,19 +129,20 @@ class CurrentAccount(Resource):
             current_principal(), **body.model_dump(exclude_unset=True)
         )
 
-    @auth_required()
+    @auth_required(interactive_only=True)
     @rate_limited("password_check_per_ip")
     @body(AccountDeleteRequest)
     @returns(None, 204, "Account deleted; every token of it stops working")
-    @raises(CurrentPasswordIncorrect, Busy)
+    @raises(CurrentPasswordIncorrect, ReauthenticationRequired, Busy)
     def delete(self, body: AccountDeleteRequest):
-        """Delete the caller's account, confirmed by its password."""
+        """Delete the caller's account, confirmed by its password or a login of the last
+        `REAUTHENTICATION_WINDOW_SECONDS` (else 403 `reauthentication_required`)."""
         account_service.delete_account(current_principal(), password=body.password)
 
 
 @ns.route("/me/password")
 class PasswordChange(Resource):
-    @auth_required()
+    @auth_required(interactive_only=True)
     @rate_limited("password_check_per_ip")
     @body(PasswordChangeRequest)
     @returns(None, 204, "Password changed; every other session ended")
@@ -156,7 +158,7 @@ class PasswordChange(Resource):
 
 @ns.route("/me/email")
 class EmailChange(Resource):
-    @auth_required()
+    @auth_required(interactive_only=True)
     @rate_limited("email_per_ip", "password_check_per_ip")
     @body(EmailChangeRequest)
     @returns(Accepted, 202, "A confirmation link is on its way to the new address")
@@ -165,12 +167,13 @@ class EmailChange(Resource):
         EmailMixesScripts,
         EmailUnchanged,
         CurrentPasswordIncorrect,
+        ReauthenticationRequired,
         EmailTaken,
         RateLimited,
         Busy,
     )
     def post(self, body: EmailChangeRequest):
-        """Ask to change the address, confirmed by the password.
+        """Ask to change the address, confirmed by the password or a recent login.
 
         The new address gets a link to confirm the change; the current one gets a notice.
         Nothing changes until the link is followed. An address another account has answers

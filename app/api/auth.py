@@ -11,6 +11,7 @@ from app.api.schemas import (
     Accepted,
     EmailVerificationRequest,
     LoginRequest,
+    LoginResponse,
     PasswordResetConfirmRequest,
     PasswordResetRequest,
     RefreshRequest,
@@ -36,6 +37,7 @@ from app.errors import (
 from app.rate_limits import rate_limited
 from app.services import auth as auth_service
 from app.services import devices, password_reset, verification
+from app.services.mfa import MfaRequired
 
 # Every way a mailed token can fail; each its own code, all 400, none changes anything.
 TOKEN_ERRORS = (TokenMalformed, TokenUnknown, TokenUsed, TokenSuperseded, TokenExpired)
@@ -53,9 +55,10 @@ class Login(Resource):
     @body(LoginRequest)
     @ns.header(devices.HEADER, "The device token an earlier login on this device returned")
     @returns(
-        TokenResponse,
+        LoginResponse,
         200,
-        "Logged in: a new session and its first token pair",
+        "Logged in: a new session and its first token pair; or, with two-factor "
+        "authentication on, mfa_required and the mfa_token to send to POST /auth/mfa",
         headers={devices.HEADER: "Send it back on this device's next logins"},
     )
     @raises(InvalidCredentials, EmailNotVerified, Busy)
@@ -70,6 +73,10 @@ class Login(Resource):
         The answer's `Gatehouse-Device-Token` header holds a token to send back (same header)
         on this device's next logins: a device that logged in before is not locked out by
         failures from elsewhere.
+
+        With two-factor authentication (TOTP) on, the right password answers no tokens but
+        `{"mfa_required": true, "mfa_token": …}`: send the `mfa_token` with a code to
+        `POST /auth/mfa` to complete the login.
         """
         pair = auth_service.login(
             email=body.email,
@@ -78,6 +85,8 @@ class Login(Resource):
             user_agent=request.user_agent.string,
             device_token=request.headers.get(devices.HEADER),
         )
+        if isinstance(pair, MfaRequired):
+            return pair
         return pair, {devices.HEADER: pair.device_token}
 
 
@@ -97,7 +106,7 @@ class Refresh(Resource):
 
 @ns.route("/logout")
 class Logout(Resource):
-    @auth_required()
+    @auth_required(interactive_only=True)
     @returns(None, 204, "Session ended: its refresh and access tokens stop working")
     def post(self):
         """End the current session."""
@@ -121,7 +130,7 @@ class VerifyEmail(Resource):
 
 @ns.route("/verify-email/resend")
 class ResendVerification(Resource):
-    @auth_required()
+    @auth_required(interactive_only=True)
     @rate_limited("email_per_ip")
     @returns(Accepted, 202, "A new link is on its way; earlier ones stop working")
     @raises(EmailAlreadyVerified)

@@ -11,7 +11,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_serializer,
+)
+
+from app.services.scopes import SCOPES
 
 # ISO 8601 with a numeric offset ("+00:00"), as the API has always written times.
 Timestamp = Annotated[
@@ -58,7 +68,11 @@ class PasswordChangeRequest(RequestBody):
 
 
 class AccountDeleteRequest(RequestBody):
-    password: str
+    password: str | None = Field(
+        default=None,
+        description="The current password; may be left out within "
+        "`REAUTHENTICATION_WINDOW_SECONDS` of the login",
+    )
 
 
 class LoginRequest(RequestBody):
@@ -96,7 +110,11 @@ class PasswordResetConfirmRequest(RequestBody):
 
 class EmailChangeRequest(RequestBody):
     new_email: Email
-    password: str = Field(description="The account's current password")
+    password: str | None = Field(
+        default=None,
+        description="The account's current password; may be left out within "
+        "`REAUTHENTICATION_WINDOW_SECONDS` of the login",
+    )
 
 
 class EmailChangeConfirmRequest(RequestBody):
@@ -153,3 +171,182 @@ class ProblemResponse(ResponseBody):
     errors: list[FieldProblem] | None = Field(
         default=None, description="Per-field errors of a `validation_failed` body"
     )
+
+
+# --- Sessions -----------------------------------------------------------------------------
+
+
+class SessionResponse(ResponseBody):
+    id: uuid.UUID
+    created_at: Timestamp
+    last_used_at: Timestamp = Field(
+        description="Last accepted access token or refresh, to the minute"
+    )
+    expires_at: Timestamp = Field(description="Absolute end of the session, whatever its use")
+    ip_address: str | None = Field(description="The address the session was opened from")
+    user_agent: str | None = Field(description="The User-Agent it was opened with, as sent")
+    device: str = Field(
+        description="A readable summary of the User-Agent", examples=["Firefox 133 on Windows"]
+    )
+    current: bool = Field(description="True for the session of the credential asking")
+
+
+class SessionListResponse(ResponseBody):
+    sessions: list[SessionResponse] = Field(description="Live sessions, most recently used first")
+
+
+class SessionsEndedResponse(ResponseBody):
+    ended: int = Field(description="How many sessions were ended")
+
+
+# --- Personal access tokens ---------------------------------------------------------------
+
+Scope = Annotated[
+    str,
+    Field(
+        examples=["profile:read"],
+        json_schema_extra={"enum": list(SCOPES)},
+        description="One of the documented scopes; any other answers 400 `unknown_scope`",
+    ),
+]
+
+
+class PersonalAccessTokenCreateRequest(RequestBody):
+    name: str = Field(
+        description="What the token is for: 1 to 100 characters, spaces around it trimmed",
+        examples=["CI deploy"],
+    )
+    scopes: list[Scope] = Field(
+        max_length=len(SCOPES), description="At least one; what the token may do"
+    )
+    expires_in: int | None = Field(
+        default=None,
+        description="Seconds until it expires: at least 60, at most `PAT_MAX_LIFETIME_SECONDS` "
+        "(365 days by default), which is also its life when left out",
+        json_schema_extra={"minimum": 60},
+        examples=[2592000],
+    )
+
+
+class PersonalAccessTokenResponse(ResponseBody):
+    id: uuid.UUID
+    name: str
+    scopes: list[str]
+    created_at: Timestamp
+    last_used_at: Timestamp | None = Field(description="Last accepted, to the minute")
+    expires_at: Timestamp | None = Field(description="Null: never (`PAT_MAX_LIFETIME_SECONDS` 0)")
+
+
+class PersonalAccessTokenCreatedResponse(PersonalAccessTokenResponse):
+    token: str = Field(
+        description="The secret, `gh_pat_` and 43 more characters: shown this once, never again",
+        examples=["gh_pat_" + "x" * 43],
+    )
+
+
+class PersonalAccessTokenListResponse(ResponseBody):
+    tokens: list[PersonalAccessTokenResponse] = Field(
+        description="Live tokens (not revoked, not expired), newest first; never their secrets"
+    )
+
+
+# --- Two-factor authentication ----------------------------------------------------------------
+
+TotpCode = Annotated[
+    str,
+    Field(max_length=64, description="6 digits from the authenticator app", examples=["123456"]),
+]
+RecoveryCodeText = Annotated[
+    str,
+    Field(
+        max_length=64,
+        description="One of the account's recovery codes (case, spaces and hyphens ignored)",
+        examples=["abcd-efgh-ijkl-mnop"],
+    ),
+]
+
+
+class TotpConfirmRequest(RequestBody):
+    code: TotpCode
+
+
+class RecoveryCodesRequest(RequestBody):
+    password: str = Field(description="The account's current password")
+
+
+class MfaDisableRequest(RequestBody):
+    """The password, and either ``code`` or ``recovery_code``."""
+
+    password: str = Field(description="The account's current password")
+    code: TotpCode | None = None
+    recovery_code: RecoveryCodeText | None = None
+
+
+class MfaLoginRequest(RequestBody):
+    """The ``mfa_token`` a login answered with, and either ``code`` or ``recovery_code``."""
+
+    mfa_token: str = Field(max_length=4096, description="From the login's answer; single use")
+    code: TotpCode | None = None
+    recovery_code: RecoveryCodeText | None = None
+
+
+class TotpEnrolmentResponse(ResponseBody):
+    secret: str = Field(description="Base32 TOTP secret, for typing in by hand; shown this once")
+    otpauth_uri: str = Field(
+        description="The `otpauth://totp/…` URI authenticator apps read (what the QR code holds)"
+    )
+    qr_code_svg: str = Field(description="The URI as a QR code: an SVG document")
+
+
+class RecoveryCodesResponse(ResponseBody):
+    recovery_codes: list[str] = Field(
+        description="10 single-use codes, shown this once; each completes one login",
+        examples=[["abcd-efgh-ijkl-mnop"]],
+    )
+
+
+def _no_defaults(schema: dict) -> None:
+    """Fields left out of an answer are absent, never null: the schema shows no default."""
+    for field_schema in schema.get("properties", {}).values():
+        field_schema.pop("default", None)
+
+
+class LoginResponse(ResponseBody):
+    """Either the token pair (every field of `TokenResponse`) or, when the account has
+    two-factor authentication on, only `mfa_required: true` and `mfa_token`: send that with a
+    code to `POST /auth/mfa`. Swagger 2.0 has no `oneOf`, so both sets are listed here."""
+
+    model_config = ConfigDict(json_schema_extra=_no_defaults)
+
+    access_token: str = Field(
+        default=None, description="JWT; verify it with /.well-known/jwks.json"
+    )
+    token_type: Literal["Bearer"] = Field(default=None)
+    expires_in: int = Field(default=None, description="Access-token lifetime in seconds")
+    refresh_token: str = Field(default=None, description="Opaque; single use")
+    refresh_expires_in: int = Field(default=None, description="Refresh-token lifetime in seconds")
+    mfa_required: Literal[True] = Field(
+        default=None, description="Only with two-factor authentication on: no tokens yet"
+    )
+    mfa_token: str = Field(
+        default=None,
+        description="Only with two-factor authentication on: completes this login at "
+        "`POST /auth/mfa` within `MFA_TOKEN_LIFETIME_SECONDS`; not a Bearer token",
+    )
+
+    @model_serializer(mode="wrap")
+    def _present_only(self, handler):
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+
+# --- Cookie sessions ----------------------------------------------------------------------
+
+
+class CookieSessionResponse(ResponseBody):
+    """The session is in the `Set-Cookie` header (HttpOnly: scripts never see it)."""
+
+    csrf_token: str = Field(
+        description="Send it as the `X-CSRF-Token` header with every request that changes "
+        "something (POST, PUT, PATCH, DELETE) made with the cookie"
+    )
+    expires_at: Timestamp = Field(description="When the session ends, whatever its use")

@@ -2,15 +2,21 @@
 
 from app.models.account import Account, Role, account_roles
 from app.models.account_token import AccountToken
+from app.models.mfa import MfaChallenge, RecoveryCode, TotpFactor
 from app.models.outbox import OutboxMessage
+from app.models.personal_access_token import PersonalAccessToken
 from app.models.session import AuthSession, RefreshToken
 
 __all__ = [
     "Account",
     "AccountToken",
     "AuthSession",
+    "MfaChallenge",
     "OutboxMessage",
+    "PersonalAccessToken",
+    "RecoveryCode",
     "RefreshToken",
     "Role",
+    "TotpFactor",
     "account_roles",
 ]

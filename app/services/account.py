@@ -7,6 +7,7 @@ and leaves the database as it was.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -17,13 +18,14 @@ from app.errors import (
     EmailTaken,
     FieldError,
     InvalidToken,
+    ReauthenticationRequired,
     ValidationFailed,
     all_of,
 )
 from app.models import Account, AuthSession, Role
 from app.rate_limits import take_mail_budget
 from app.runtime import runtime
-from app.services import lockout, mail
+from app.services import lockout, mail, personal_tokens
 from app.services.emails import normalise_email
 from app.services.events import security_event
 from app.services.principal import Principal
@@ -127,6 +129,7 @@ def _tell_owner_of_signup_attempt(uow: UnitOfWork, owner: Account) -> None:
             uow,
             to=owner.email,
             template="signup_attempt",
+            account_id=owner_id,
             context={"display_name": owner.display_name},
         )
     uow.after_commit(
@@ -147,7 +150,8 @@ def update_profile(principal: Principal, *, display_name: str | None = UNSET) ->
 
 
 def change_password(principal: Principal, *, current_password: str, new_password: str) -> None:
-    """Set a new password and end every other session of the account (the caller's survives).
+    """Set a new password and end every other session of the account (the caller's survives);
+    every personal access token of the account is revoked.
 
     Raises CurrentPasswordIncorrect, a password-policy error, InvalidToken (the caller's own
     session ended while this request ran).
@@ -185,6 +189,7 @@ def change_password(principal: Principal, *, current_password: str, new_password
             )
         ).all()
         end_sessions(uow, others, reason="password_changed", now=now)
+        personal_tokens.revoke_all_for_account(uow, account_id, reason="password_changed")
         uow.after_commit(lambda: security_event("authn_password_change", account_id=account_id))
 
 
@@ -198,19 +203,23 @@ def _lock_live_session(uow: UnitOfWork, session_id: uuid.UUID) -> bool:
     return result.rowcount == 1
 
 
-def delete_account(principal: Principal, *, password: str) -> None:
-    """Delete the account; its sessions and refresh tokens go with it (ON DELETE CASCADE).
+def delete_account(principal: Principal, *, password: str | None) -> None:
+    """Delete the account; its sessions, refresh tokens and personal access tokens go with it
+    (ON DELETE CASCADE).
 
-    Raises CurrentPasswordIncorrect.
+    Without the password, the login must be recent (:func:`confirm_identity`).
+    Raises CurrentPasswordIncorrect, ReauthenticationRequired.
     """
-    account_id, _, _ = confirm_password(principal, password, field="password")
+    account_id, _, _ = confirm_identity(principal, password, field="password")
     with unit_of_work() as uow:
         session_ids = list(
             uow.session.scalars(select(AuthSession.id).where(AuthSession.account_id == account_id))
         )
         account = uow.session.get_one(Account, account_id)
         # Its mail goes too, sent or waiting (DATA-04): links in it die with the account.
-        mail.forget(uow, to=account.email)
+        mail.forget(uow, to=account.email, account_id=account_id)
+        # Revoked first, so each says so in the log; the rows then go with the account.
+        personal_tokens.revoke_all_for_account(uow, account_id, reason="account_deleted")
         uow.session.delete(account)
         announce_ended_sessions(uow, session_ids, reason="account_deleted")
         uow.after_commit(lambda: security_event("user_deleted", account_id=account_id))
@@ -244,6 +253,25 @@ def confirm_password(
             )
         raise CurrentPasswordIncorrect(field)
     return account_id, verified_hash, email
+
+
+def confirm_identity(
+    principal: Principal, password: str | None, *, field: str
+) -> tuple[uuid.UUID, str, str]:
+    """The caller, proved again before a sensitive change (SES-09): ``(id, hash, email)``.
+
+    With ``password``, it is checked (:func:`confirm_password`); without, the caller's login
+    (``auth_time``) must be at most ``REAUTHENTICATION_WINDOW_SECONDS`` old. Raises
+    CurrentPasswordIncorrect, ReauthenticationRequired, Busy.
+    """
+    if password is not None:
+        return confirm_password(principal, password, field=field)
+    rt = runtime()
+    window = timedelta(seconds=rt.settings.reauthentication_window_seconds)
+    if rt.clock.now() - principal.auth_time > window:
+        raise ReauthenticationRequired()
+    account = principal.account
+    return account.id, account.password_hash, account.email
 
 
 def swap_password_hash(uow: UnitOfWork, account_id: uuid.UUID, expected: str, new: str) -> bool:

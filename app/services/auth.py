@@ -20,6 +20,9 @@ from app.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidToken,
+    MfaCodeInvalid,
+    MfaTokenInvalid,
+    MfaTokenUsed,
     RefreshTokenReused,
     SessionExpired,
     SessionRevoked,
@@ -27,8 +30,9 @@ from app.errors import (
 from app.extensions import db
 from app.models import Account, AuthSession, RefreshToken
 from app.runtime import runtime
-from app.services import lockout
+from app.services import cookie_sessions, lockout, mfa
 from app.services.account import swap_password_hash
+from app.services.cookie_sessions import OpenedCookieSession
 from app.services.emails import email_lookup_key
 from app.services.events import security_event
 from app.services.passwords import normalise_password
@@ -60,7 +64,8 @@ def login(
     ip_address: str | None,
     user_agent: str | None,
     device_token: str | None = None,
-) -> TokenPair:
+    cookie: bool = False,
+) -> TokenPair | OpenedCookieSession | mfa.MfaRequired:
     """Check the password and open a new session; the pair carries a fresh device token.
 
     An unknown email, a wrong password and a locked account raise the same InvalidCredentials
@@ -68,6 +73,9 @@ def login(
     ``device_token`` from an earlier success lets this device past a lock caused by others.
     With ``LOGIN_REQUIRES_VERIFIED_EMAIL``, an unverified account is refused with
     EmailNotVerified, after the password proved right, and mailed a fresh link.
+    An account with TOTP on gets no session yet: after all of the above, the answer is an
+    ``mfa_token`` for :func:`complete_mfa_login` (MFA-01). Its failure count and lock are left
+    as they are until the second factor succeeds, so a known password buys no extra guesses.
     Raises InvalidCredentials, EmailNotVerified, Busy.
     """
     rt = runtime()
@@ -124,31 +132,141 @@ def login(
                 account_id=account_id,
             )
             raise InvalidCredentials()
+        if mfa.has_active_factor(uow.session, account_id):
+            challenge = mfa.open_challenge(uow, account_id, now)
+            uow.after_commit(lambda: security_event("authn_mfa_challenge", account_id=account_id))
+            return challenge
         lockout.clear(uow, account_id)
-        session = AuthSession(
-            id=uuid.uuid4(),
-            account=account,
-            created_at=now,
-            last_refreshed_at=now,
-            expires_at=now + timedelta(seconds=rt.settings.session_lifetime_seconds),
-            auth_time=now,
+        pair = _open_session(
+            uow,
+            account,
+            now,
             amr="pwd",
             ip_address=ip_address,
-            user_agent=_printable(user_agent, limit=255),
-        )
-        uow.session.add(session)
-        pair = _issue_tokens(uow, account, session, now)
-        session_id = session.id
-        uow.after_commit(
-            lambda: security_event(
-                "authn_login_success", account_id=account_id, session_id=session_id
-            )
+            user_agent=user_agent,
+            cookie=cookie,
         )
     device_token = rt.devices.issue(account_id) if rt.devices else None
     return replace(pair, device_token=device_token)
 
 
-def _count_login_failure(account_id: uuid.UUID, device: str | None, now: datetime) -> None:
+def complete_mfa_login(
+    *,
+    mfa_token: str,
+    code: str | None = None,
+    recovery_code: str | None = None,
+    ip_address: str | None,
+    user_agent: str | None,
+    device_token: str | None = None,
+    cookie: bool = False,
+) -> TokenPair | OpenedCookieSession:
+    """The second step of a login with TOTP on: the ``mfa_token`` and a code open the session.
+
+    ``code`` is the authenticator's current code, or ``recovery_code`` one of the account's
+    recovery codes; either is spent. The session's ``amr`` is ``pwd otp``. A wrong or reused
+    code counts against the ``mfa_token`` (``MFA_TOKEN_MAX_ATTEMPTS``) and, like a wrong
+    password, towards the account's lockout (or the recognised device's budget); while the
+    account is locked every code is refused, uncounted (RL-03).
+    Raises MfaTokenInvalid, MfaTokenExpired, MfaTokenUsed, MfaTokenExhausted, MfaCodeInvalid,
+    MfaCodeReused, RecoveryCodeInvalid, RecoveryCodeUsed.
+    """
+    rt = runtime()
+    now = rt.clock.now()
+    challenge, account = mfa.find_challenge(mfa_token, now)
+    challenge_id, account_id = challenge.id, account.id
+    locked = lockout.is_locked(account, now)
+    device = rt.devices.device_id(device_token, account_id) if rt.devices else None
+    trusted_device = rt.devices is not None and rt.devices.trusted(device)
+    refused_for_lock = locked and not trusted_device
+    with unit_of_work() as uow:
+        if not mfa.spend_challenge(uow, challenge_id, now):
+            raise MfaTokenUsed()  # another request with this token got there first
+        factor = mfa.active_factor(uow.session, account_id)
+        if factor is None:  # turned off since the password step
+            raise MfaTokenInvalid()
+        if refused_for_lock:
+            failure = MfaCodeInvalid("code" if code is not None else "recovery_code")
+        else:
+            failure = mfa.spend_second_factor(
+                uow, factor, code=code, recovery_code=recovery_code, now=now
+            )
+        if failure is not None:
+            uow.rollback()  # the challenge stays live, the code unspent
+            if refused_for_lock:
+                security_event(
+                    "authn_login_fail", outcome="failure", reason="locked", account_id=account_id
+                )
+            else:
+                mfa.record_failed_attempt(uow, challenge_id)
+                _count_login_failure(
+                    account_id, device if trusted_device else None, now, reason=failure.code
+                )
+            uow.commit()
+            raise failure
+        lockout.clear(uow, account_id)
+        pair = _open_session(
+            uow,
+            account,
+            now,
+            amr="pwd otp",
+            ip_address=ip_address,
+            user_agent=user_agent,
+            cookie=cookie,
+        )
+    device_token = rt.devices.issue(account_id) if rt.devices else None
+    return replace(pair, device_token=device_token)
+
+
+def _open_session(
+    uow: UnitOfWork,
+    account: Account,
+    now: datetime,
+    *,
+    amr: str,
+    ip_address: str | None,
+    user_agent: str | None,
+    cookie: bool = False,
+) -> TokenPair | OpenedCookieSession:
+    """A new session for a completed login (``amr``: how, RFC 8176) and its first pair, or,
+    with ``cookie``, its session cookie and CSRF token (cookie-session mode: no tokens)."""
+    rt = runtime()
+    cookie_value, cookie_hash = cookie_sessions.new_cookie() if cookie else (None, None)
+    session = AuthSession(
+        id=uuid.uuid4(),
+        account=account,
+        created_at=now,
+        last_refreshed_at=now,
+        expires_at=now + timedelta(seconds=rt.settings.session_lifetime_seconds),
+        auth_time=now,
+        amr=amr,
+        ip_address=ip_address,
+        user_agent=_printable(user_agent, limit=255),
+        cookie_hash=cookie_hash,
+    )
+    uow.session.add(session)
+    account_id, session_id, expires_at = account.id, session.id, session.expires_at
+    pair: TokenPair | OpenedCookieSession
+    if cookie_value is not None and cookie_hash is not None:
+        pair = OpenedCookieSession(
+            cookie=cookie_value,
+            csrf_token=cookie_sessions.csrf_token(session_id),
+            session_id=session_id,
+            expires_at=expires_at,
+        )
+        uow.after_commit(lambda: cookie_sessions.remember(session_id, cookie_hash, expires_at))
+    else:
+        pair = _issue_tokens(uow, account, session, now)
+    uow.after_commit(
+        lambda: security_event(
+            "authn_login_success", account_id=account_id, session_id=session_id, amr=amr
+        )
+    )
+    return pair
+
+
+def _count_login_failure(
+    account_id: uuid.UUID, device: str | None, now: datetime, *, reason: str = "wrong_password"
+) -> None:
     """A recognised device's failure counts against it; anyone else's against the account."""
     rt = runtime()
     if device is not None:
@@ -156,7 +274,7 @@ def _count_login_failure(account_id: uuid.UUID, device: str | None, now: datetim
         security_event(
             "authn_login_fail",
             outcome="failure",
-            reason="wrong_password_device",
+            reason=f"{reason}_device",
             account_id=account_id,
         )
         return
@@ -166,7 +284,7 @@ def _count_login_failure(account_id: uuid.UUID, device: str | None, now: datetim
             lambda: security_event(
                 "authn_login_fail",
                 outcome="failure",
-                reason="wrong_password",
+                reason=reason,
                 account_id=account_id,
             )
         )

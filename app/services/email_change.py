@@ -18,7 +18,7 @@ from app.models import Account
 from app.rate_limits import take_mail_budget
 from app.runtime import runtime
 from app.services import account_tokens, mail
-from app.services.account import confirm_password
+from app.services.account import confirm_identity
 from app.services.account_tokens import Purpose
 from app.services.emails import normalise_email
 from app.services.events import security_event
@@ -27,20 +27,23 @@ from app.services.unit_of_work import unit_of_work
 from app.services.verification import expiry_minutes
 
 
-def request_email_change(principal: Principal, *, new_email: str, password: str) -> None:
+def request_email_change(
+    principal: Principal, *, new_email: str, password: str | None
+) -> None:
     """Mail a confirmation link to ``new_email`` and a notice to the current address.
 
     An address another account has is refused (409) unless ``SIGNUP_GENERIC_ANSWER`` is on
     (D-2): then the answer is the same as for a free one, nothing is issued, and the owner of
     that address is told someone tried to move an account onto it.
+    Without the password, the login must be recent (``confirm_identity``, SES-09).
     Raises InvalidEmail, EmailMixesScripts, EmailUnchanged, CurrentPasswordIncorrect,
-    EmailTaken, RateLimited (``MAIL_RATE_LIMIT_PER_ACCOUNT``), Busy.
+    ReauthenticationRequired, EmailTaken, RateLimited (``MAIL_RATE_LIMIT_PER_ACCOUNT``), Busy.
     """
     address, key = normalise_email(new_email, field="new_email")
     if key == principal.account.email_key:
         raise EmailUnchanged("new_email")
     display_name = principal.account.display_name
-    account_id, _, old_email = confirm_password(principal, password, field="password")
+    account_id, _, old_email = confirm_identity(principal, password, field="password")
     owner = db.session.scalar(select(Account).where(Account.email_key == key))
     if owner is not None and not runtime().settings.signup_generic_answer:
         raise EmailTaken()
@@ -60,8 +63,10 @@ def request_email_change(principal: Principal, *, new_email: str, password: str)
                 uow,
                 to=address,
                 template="email_change_confirm",
+                account_id=account_id,
                 context={
-                    "display_name": display_name,
+                    # The new address is not proven yet: no typed name reaches a stranger.
+                    "display_name": None,
                     "link": token.link,
                     "expires_minutes": expiry_minutes(Purpose.CHANGE_EMAIL),
                 },
@@ -71,12 +76,14 @@ def request_email_change(principal: Principal, *, new_email: str, password: str)
                 uow,
                 to=owner.email,
                 template="email_change_taken",
+                account_id=owner.id,
                 context={"display_name": owner.display_name},
             )
         mail.enqueue(
             uow,
             to=old_email,
             template="email_change_requested",
+            account_id=account_id,
             context={"display_name": display_name, "new_email": address},
         )
         uow.after_commit(
@@ -121,6 +128,7 @@ def confirm_email_change(*, token: str) -> None:
             uow,
             to=old_email,
             template="email_changed",
+            account_id=account_id,
             context={"display_name": display_name, "new_email": address},
         )
         uow.after_commit(lambda: security_event("user_email_change", account_id=account_id))

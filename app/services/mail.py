@@ -178,8 +178,17 @@ def check_address(to: str) -> None:
         raise InvalidEmail("to")
 
 
-def enqueue(uow: UnitOfWork, *, to: str, template: str, context: Mapping[str, Any]) -> None:
+def enqueue(
+    uow: UnitOfWork,
+    *,
+    to: str,
+    template: str,
+    context: Mapping[str, Any],
+    account_id: uuid.UUID | None = None,
+) -> None:
     """Queue ``template`` rendered with ``context`` for ``to``, in ``uow``'s transaction.
+
+    ``account_id``: the account the message is about; it is deleted with the account.
 
     The message exists if and only if ``uow`` commits; once it has, this process's sender is
     woken (when ``MAIL_SENDER_ENABLED``). No SMTP here: an outage never fails the caller.
@@ -198,6 +207,7 @@ def enqueue(uow: UnitOfWork, *, to: str, template: str, context: Mapping[str, An
     uow.session.add(
         OutboxMessage(
             id=message_id,
+            account_id=account_id,
             created_at=now,
             to_address=to,
             template=template,
@@ -210,19 +220,22 @@ def enqueue(uow: UnitOfWork, *, to: str, template: str, context: Mapping[str, An
     uow.after_commit(functools.partial(wake, app))
 
 
-def forget(uow: UnitOfWork, *, to: str) -> int:
-    """Delete every outbox row for ``to``, in ``uow``'s transaction (account deletion, DATA-04).
+def forget(uow: UnitOfWork, *, to: str, account_id: uuid.UUID | None = None) -> int:
+    """Delete every outbox row for ``to`` or about ``account_id`` (whatever address it went
+    to: an earlier one, or one a pending change would move to), in ``uow``'s transaction
+    (account deletion, DATA-04).
 
     Pending messages are cancelled (their links die with the account anyway) and the record of
-    past ones goes. A message queued after this in the same unit of work (a "your account was
-    deleted" notice) is kept. Returns the number of rows deleted; the address is compared
-    exactly, as stored (the account's display address).
+    past ones goes. A message queued after this in the same unit of work without an account (a
+    "your account was deleted" notice) is kept. Returns the number of rows deleted; the address
+    is compared exactly, as stored (the account's display address).
     """
     uow.session.flush()
+    which = OutboxMessage.to_address == to
+    if account_id is not None:
+        which = or_(which, OutboxMessage.account_id == account_id)
     result = uow.session.execute(
-        delete(OutboxMessage)
-        .where(OutboxMessage.to_address == to)
-        .execution_options(synchronize_session=False)
+        delete(OutboxMessage).where(which).execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

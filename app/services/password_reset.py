@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.errors import TokenSuperseded
+from app.errors import TokenSuperseded, TokenUsed
 from app.extensions import db
 from app.models import Account, AuthSession
 from app.rate_limits import take_mail_budget
 from app.runtime import runtime
-from app.services import account_tokens, lockout, mail
+from app.services import account_tokens, lockout, mail, personal_tokens
 from app.services.account import swap_password_hash
 from app.services.account_tokens import Purpose
 from app.services.emails import email_key
@@ -73,6 +73,7 @@ def _send_reset_link(job_id: uuid.UUID, data: dict[str, Any]) -> None:
                 uow,
                 to=account.email,
                 template="reset_password",
+                account_id=account.id,
                 context=_context(account.display_name, token.link),
             )
             account_id = account.id
@@ -83,7 +84,8 @@ def _send_reset_link(job_id: uuid.UUID, data: dict[str, Any]) -> None:
 
 
 def reset_password(*, token: str, new_password: str) -> None:
-    """Set a new password with a reset token; every session of the account ends.
+    """Set a new password with a reset token; every session and personal access token of the
+    account ends.
 
     A token issued before the password last changed is void. The lockout is lifted, the address
     counts as verified (the link reached it), and the account is mailed a notice. No tokens are
@@ -96,7 +98,9 @@ def reset_password(*, token: str, new_password: str) -> None:
     token_id, account_id, token_key = row.id, row.account_id, row.email_key
     account = db.session.get_one(Account, account_id)
     if row.created_at < account.password_changed_at:
-        raise TokenSuperseded()
+        # A reset racing with this one may have spent the token and changed the password
+        # between the two reads above: then it is used (the winner's), not superseded.
+        raise TokenUsed() if account_tokens.was_spent(token_id) else TokenSuperseded()
     email, display_name, old_hash = account.email, account.display_name, account.password_hash
     normalised = rt.password_policy.check(
         new_password, email=email, display_name=display_name, field="new_password"
@@ -122,10 +126,12 @@ def reset_password(*, token: str, new_password: str) -> None:
             )
         ).all()
         end_sessions(uow, sessions, reason="password_reset", now=now)
+        personal_tokens.revoke_all_for_account(uow, account_id, reason="password_reset")
         mail.enqueue(
             uow,
             to=account.email,
             template="password_changed",
+            account_id=account_id,
             context={"display_name": account.display_name, "changed_at": now.isoformat()},
         )
         uow.after_commit(lambda: security_event("authn_password_reset", account_id=account_id))

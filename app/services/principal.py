@@ -17,10 +17,24 @@ from app.models import Account, AuthSession
 
 
 class CredentialKind(StrEnum):
-    """How the caller proved who they are. Personal access tokens and the cookie session of
-    later features add their own kinds here."""
+    """How the caller proved who they are. The cookie session of a later feature adds its own
+    kind here, and to ``INTERACTIVE_KINDS`` if a person logged in to get it."""
 
     ACCESS_TOKEN = "access_token"
+    PERSONAL_ACCESS_TOKEN = "personal_access_token"
+    COOKIE_SESSION = "cookie_session"
+
+    @property
+    def interactive(self) -> bool:
+        """Whether a person logged in to get this credential (not a token made for a script).
+
+        Operations no scope allows (``auth_required(interactive_only=True)``) need one. Listed,
+        not excluded, so a kind added later is refused there until it is listed.
+        """
+        return self in INTERACTIVE_KINDS
+
+
+INTERACTIVE_KINDS = frozenset({CredentialKind.ACCESS_TOKEN, CredentialKind.COOKIE_SESSION})
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,11 @@ def send_verification(uow: UnitOfWork, account: Account) -> None:
         uow,
         to=account.email,
         template="verify_email",
+        account_id=account.id,
         context={
-            "display_name": account.display_name,
+            # No display name: the address is not proven yet, and a name typed by whoever
+            # signed up must not reach a stranger's inbox.
+            "display_name": None,
             "link": token.link,
             "expires_minutes": expiry_minutes(Purpose.VERIFY_EMAIL),
         },

@@ -66,10 +66,11 @@ def test_delete_account_with_wrong_password_returns_400_and_deletes_nothing(clie
     assert api.me(tokens.access_token).status_code == 200
 
 
-def test_delete_account_without_password_returns_400(client, app, api):
+def test_delete_account_with_a_password_that_is_not_a_string_returns_400(client, app, api):
+    """Without a password a recent login suffices (tests/api/test_reauthentication.py)."""
     tokens = api.signup_and_login()
 
-    response = _delete(client, tokens, {})
+    response = _delete(client, tokens, {"password": 12345678})
 
     assert_problem(response, 400, "validation_failed")
     assert count_rows(app, "accounts") == 1

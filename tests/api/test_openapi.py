@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 METHODS = {"get", "post", "put", "patch", "delete"}
 EVERY_OPERATION = {"payload_too_large": 413, "internal_error": 500, "service_unavailable": 503}
 BEARER = {"authentication_required": 401, "invalid_token": 401, "multiple_credentials": 400}
+# Any change made with the session cookie (cookie-session mode) without its CSRF header.
+CSRF = {"csrf_token_missing": 403, "csrf_token_invalid": 403}
 BODY = {error.code: error.status for error in BODY_ERRORS}
 
 
@@ -74,6 +76,8 @@ def test_every_operation_documents_the_errors_any_request_can_meet(spec):
         if "security" in operation:
             assert BEARER.items() <= codes.items(), (method, path)
             assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+            if method not in ("get", "head", "options"):
+                assert CSRF.items() <= codes.items(), (method, path)
 
 
 def test_every_documented_code_is_in_the_catalogue_with_its_status(spec):
@@ -111,7 +115,7 @@ def readme_rows():
 
 def test_readme_api_table_matches_the_document(spec):
     """Every operation, its authentication, success status and own error codes, in both."""
-    common = EVERY_OPERATION | BEARER | BODY
+    common = EVERY_OPERATION | BEARER | CSRF | BODY
     documented = {}
     for method, path, operation in operations(spec):
         success = min(int(status) for status in operation["responses"] if int(status) < 400)

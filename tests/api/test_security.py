@@ -56,7 +56,7 @@ def who_am_i():
 ROUTES = {
     "/test/any": auth_required(),
     "/test/profile": auth_required(scopes=("profile:read",)),
-    "/test/tokens": auth_required(scopes=("tokens:write",)),
+    "/test/tokens": auth_required(scopes=("sessions:write",)),
     "/test/admin": auth_required(roles=("admin",)),
     "/test/fresh": auth_required(fresh_within=FRESH),
 }
@@ -154,7 +154,7 @@ def test_credential_without_a_needed_scope_gets_403_insufficient_scope(client, t
     response = client.get("/test/tokens")
 
     problem = assert_problem(response, 403, "insufficient_scope")
-    assert problem["required_scopes"] == ["tokens:write"]
+    assert problem["required_scopes"] == ["sessions:write"]
     assert response.headers.get("WWW-Authenticate") is None  # the stand-in has no 403 challenge
 
 
@@ -179,7 +179,7 @@ def test_bearer_token_without_a_needed_scope_names_it_in_the_challenge(app, clie
 
     assert_problem(response, 403, "insufficient_scope")
     assert response.headers["WWW-Authenticate"] == (
-        'Bearer error="insufficient_scope", scope="tokens:write"'
+        'Bearer error="insufficient_scope", scope="sessions:write"'
     )
 
 
@@ -224,5 +224,7 @@ def test_auth_required_documents_the_errors_it_can_answer():
         "authentication_required": 401,
         InvalidToken.code: 401,
         "multiple_credentials": 400,
+        # Names no scope, so a personal access token is refused there (fail closed).
+        "interactive_login_required": 403,
         "reauthentication_required": 403,
     }
