@@ -27,9 +27,7 @@ from app.services.unit_of_work import unit_of_work
 from app.services.verification import expiry_minutes
 
 
-def request_email_change(
-    principal: Principal, *, new_email: str, password: str | None
-) -> None:
+def request_email_change(principal: Principal, *, new_email: str, password: str | None) -> None:
     """Mail a confirmation link to ``new_email`` and a notice to the current address.
 
     An address another account has is refused (409) unless ``SIGNUP_GENERIC_ANSWER`` is on

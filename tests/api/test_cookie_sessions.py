@@ -75,9 +75,7 @@ def test_the_cookie_authenticates_reads_without_the_csrf_header(browser):
     assert response.get_json()["email"] == ADA
 
 
-def test_a_write_with_the_cookie_and_no_csrf_header_answers_403_and_changes_nothing(
-    app, browser
-):
+def test_a_write_with_the_cookie_and_no_csrf_header_answers_403_and_changes_nothing(app, browser):
     """HTTP-09: cookie writes without the CSRF header → 403."""
     client, _ = browser
     before = snapshot(app, ignore=("sessions.last_used_at",))
