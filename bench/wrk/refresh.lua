@@ -1,37 +1,36 @@
--- POST /api/v1/auth/refresh, each request with a refresh token no request in flight holds:
--- a pool of tokens (one per session, read from the file named by TOKENS, one per line) is
--- shared by the thread's connections; a request takes one, its answer puts the new one back.
--- Rotation is honoured and no token is ever presented twice (which would end its session).
-local tokens = {}
-local threads_started = 0
+-- POST /api/v1/auth/refresh, rotation honoured: each session's refresh tokens are presented in
+-- the order they were issued, each exactly once. The sessions (one refresh token per line in
+-- the file TOKENS) are dealt out to the THREADS threads; a request takes a token no request in
+-- flight holds (the one most recently returned, so a connection mostly carries on its own
+-- chain), and its answer puts the new token back. A failed refresh loses its session; a thread
+-- left without one stops (counted as exhausted by report.lua).
+require "report"
 
-function setup(thread)
-  thread:set("id", threads_started)
-  threads_started = threads_started + 1
-end
+local tokens = {}
+local headers = {["Content-Type"] = "application/json"}
 
 function init(args)
-  local path = os.getenv("TOKENS")
-  local all = {}
-  for line in io.lines(path) do
-    all[#all + 1] = line
-  end
-  local threads = tonumber(os.getenv("THREADS") or "1")
-  local index = tonumber(id or 0)
-  for i = 1, #all do
-    if (i - 1) % threads == index then
-      tokens[#tokens + 1] = all[i]
+  local threads = tonumber(os.getenv("THREADS"))
+  local index = 0
+  for line in io.lines(os.getenv("TOKENS")) do
+    if index % threads == id then
+      tokens[#tokens + 1] = line
     end
+    index = index + 1
   end
 end
 
 function request()
-  local token = table.remove(tokens, 1)
+  local token = table.remove(tokens)
+  if token == nil then
+    return stop_thread()
+  end
   local body = '{"refresh_token": "' .. token .. '"}'
-  return wrk.format("POST", "/api/v1/auth/refresh", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/api/v1/auth/refresh", headers, body)
 end
 
 function response(status, headers, body)
+  count(status)
   local token = body:match('"refresh_token":%s*"([^"]+)"')
   if token then
     tokens[#tokens + 1] = token
