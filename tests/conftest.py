@@ -93,6 +93,7 @@ def make_app(database_url: str, redis_prefix: str | None):
     """
     apps: list[Flask] = []
     recorder = ConformanceRecorder()
+    test_prefix = f"{redis_prefix}{uuid.uuid4().hex[:12]}:" if redis_prefix is not None else None
 
     def build(
         config_name: str = "testing", *, production_hashing: bool = False, **overrides: Any
@@ -107,7 +108,9 @@ def make_app(database_url: str, redis_prefix: str | None):
             "MAIL_SENDER_ENABLED": False,
         }
         if redis_prefix is not None:
-            settings.update(REDIS_URL=TEST_REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
+            # One prefix per test, shared by its apps: counts (rate limits, mail budgets) never
+            # carry from one test to the next.
+            settings.update(REDIS_URL=TEST_REDIS_URL, REDIS_KEY_PREFIX=test_prefix)
         if config_name == "production":
             settings.update(
                 JWT_PRIVATE_KEY=private_key_to_pem(generate_private_key("EdDSA")).decode(),

@@ -66,3 +66,16 @@ def flow_app(make_app, smtp_server: SmtpServer) -> Callable[..., Flask]:
         )
 
     return build
+
+
+@pytest.fixture
+def build(flow_app, clock_factory) -> Callable[..., Flask]:
+    """``build(config_name="testing", **overrides)``: a flow app, its clock frozen (time is
+    moved by the tests, never slept). Its Redis prefix is the test's own (``make_app``)."""
+
+    def make(config_name: str = "testing", **overrides: Any) -> Flask:
+        app = flow_app(config_name, **overrides)
+        clock_factory(app)
+        return app
+
+    return make

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import selectors
 import socket
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -48,24 +47,6 @@ RETRY_SECONDS = 30  # MAIL_RETRY_BASE_SECONDS: the wait after a first failed att
 MAX_ATTEMPTS = 3  # MAIL_MAX_ATTEMPTS, kept small
 
 
-@pytest.fixture
-def build(flow_app, clock_factory, redis_prefix):
-    """``build(config_name="testing", **overrides)``: a flow app, its clock frozen, its mail
-    budgets counted under a Redis prefix of the test's own (when the suite runs with Redis)."""
-    prefix = f"{redis_prefix}{uuid.uuid4().hex}:" if redis_prefix is not None else None
-
-    def make(config_name: str = "testing", **overrides) -> Flask:
-        if prefix is not None:
-            overrides.setdefault("REDIS_KEY_PREFIX", prefix)
-        overrides.setdefault("MAIL_RETRY_BASE_SECONDS", RETRY_SECONDS)
-        overrides.setdefault("MAIL_MAX_ATTEMPTS", MAX_ATTEMPTS)
-        app = flow_app(config_name, **overrides)
-        clock_factory(app)
-        return app
-
-    return make
-
-
 class HangingServer:
     """A port that listens and never accepts: an SMTP server that hangs before its greeting.
 
@@ -85,6 +66,18 @@ class HangingServer:
     def close(self) -> None:
         self._selector.close()
         self.socket.close()
+
+
+@pytest.fixture
+def build(build):
+    """The email suite's ``build``, with this file's retry timing."""
+
+    def make(config_name: str = "testing", **overrides) -> Flask:
+        overrides.setdefault("MAIL_RETRY_BASE_SECONDS", RETRY_SECONDS)
+        overrides.setdefault("MAIL_MAX_ATTEMPTS", MAX_ATTEMPTS)
+        return build(config_name, **overrides)
+
+    return make
 
 
 @pytest.fixture

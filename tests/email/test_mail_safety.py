@@ -91,22 +91,6 @@ BUDGET = {"MAIL_RATE_LIMIT_PER_ACCOUNT": "1000/hour"}
 SMTP_SERVER_LOGGER = "mail.log"
 
 
-@pytest.fixture
-def build(flow_app, clock_factory, redis_prefix):
-    """``build(config_name="testing", **overrides)``: a flow app, its clock frozen, its mail
-    budgets counted under a Redis prefix of its own (when the suite runs with Redis)."""
-    prefix = f"{redis_prefix}{uuid.uuid4().hex}:" if redis_prefix is not None else None
-
-    def make(config_name: str = "testing", **overrides) -> Flask:
-        if prefix is not None:
-            overrides.setdefault("REDIS_KEY_PREFIX", prefix)
-        app = flow_app(config_name, **{**BUDGET, **overrides})
-        clock_factory(app)
-        return app
-
-    return make
-
-
 class FileInbox:
     """The messages the file transport (no ``MAIL_SERVER``) wrote, read like an ``Inbox``."""
 
@@ -180,6 +164,16 @@ class Run:
     @property
     def generic(self) -> bool:
         return self.app.extensions["gatehouse"].settings.signup_generic_answer
+
+
+@pytest.fixture
+def build(build):
+    """The email suite's ``build``, with this file's mail budgets."""
+
+    def make(config_name: str = "testing", **overrides) -> Flask:
+        return build(config_name, **{**BUDGET, **overrides})
+
+    return make
 
 
 def run_every_flow(app: Flask, inbox: Inbox | FileInbox, display_name: str | None = None) -> Run:

@@ -15,7 +15,6 @@ import hashlib
 import os
 import secrets
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
@@ -64,22 +63,6 @@ MALFORMED: dict[str, Callable[[str], str]] = {
     "slash": lambda token: token[:-1] + "/",
     "padded": lambda token: token[:-1] + "=",
 }
-
-
-@pytest.fixture
-def build(flow_app, clock_factory, redis_prefix):
-    """``build(config_name="testing", **overrides)``: a flow app, its clock frozen, its mail
-    budgets counted under a Redis prefix of the test's own (when the suite runs with Redis)."""
-    prefix = f"{redis_prefix}{uuid.uuid4().hex}:" if redis_prefix is not None else None
-
-    def make(config_name: str = "testing", **overrides) -> Flask:
-        if prefix is not None:
-            overrides.setdefault("REDIS_KEY_PREFIX", prefix)
-        app = flow_app(config_name, **overrides)
-        clock_factory(app)
-        return app
-
-    return make
 
 
 # --- Steps ------------------------------------------------------------------------------------

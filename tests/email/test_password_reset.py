@@ -10,7 +10,6 @@ logins, generic sign-up).
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 from flask import Flask
@@ -38,21 +37,6 @@ NEW_PASSWORD = "a brand new passphrase for ada"
 WRONG = "not the password at all"
 TOKEN = r"[A-Za-z0-9_-]{43}"
 CONFIGS = ["testing", "production"]
-
-
-@pytest.fixture
-def build(flow_app, clock_factory, redis_prefix):
-    """``build(config_name="testing", **overrides)``: a flow app, its clock frozen."""
-    prefix = f"{redis_prefix}{uuid.uuid4().hex}:" if redis_prefix is not None else None
-
-    def make(config_name: str = "testing", **overrides) -> Flask:
-        if prefix is not None:
-            overrides.setdefault("REDIS_KEY_PREFIX", prefix)
-        app = flow_app(config_name, **overrides)
-        clock_factory(app)
-        return app
-
-    return make
 
 
 def delivered_one(inbox: Inbox, app: Flask, to: str = ADA, subject: str = RESET_SUBJECT):

@@ -8,7 +8,6 @@ Redis prefix of the test's own (when the suite runs with Redis), so no count lea
 from __future__ import annotations
 
 import re
-import uuid
 
 import jwt
 import pytest
@@ -27,21 +26,6 @@ RESEND = "/api/v1/auth/verify-email/resend"
 VERIFY_SUBJECT = "Verify your email address"
 WRONG = "not the password at all"
 TOKEN = r"[A-Za-z0-9_-]{43}"
-
-
-@pytest.fixture
-def build(flow_app, clock_factory, redis_prefix):
-    """``build(config_name="testing", **overrides)``: a flow app, its clock frozen."""
-    prefix = f"{redis_prefix}{uuid.uuid4().hex}:" if redis_prefix is not None else None
-
-    def make(config_name: str = "testing", **overrides) -> Flask:
-        if prefix is not None:
-            overrides.setdefault("REDIS_KEY_PREFIX", prefix)
-        app = flow_app(config_name, **overrides)
-        clock_factory(app)
-        return app
-
-    return make
 
 
 def sign_up(client, email: str = ADA, password: str = STRONG_PASSWORD):
