@@ -170,6 +170,8 @@ class Config:
     EMAIL_VERIFICATION_TOKEN_LIFETIME_SECONDS = 1800
     PASSWORD_RESET_TOKEN_LIFETIME_SECONDS = 1800
     EMAIL_CHANGE_TOKEN_LIFETIME_SECONDS = 1800
+    # An administrator's invitation (a reset link to choose the first password) lives longer.
+    INVITATION_TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
     # D-9: logins refused (403 email_not_verified, after a correct password) until verified.
     LOGIN_REQUIRES_VERIFIED_EMAIL = False
     # D-2: a sign-up for a taken address answers like a new one (202) and mails the owner.
@@ -183,6 +185,11 @@ class Config:
     MFA_TOKEN_MAX_ATTEMPTS = 5
     MFA_RATE_LIMIT_PER_IP = "30/minute;300/hour"
     TOTP_ISSUER = "Gatehouse"
+    # MFA-06: administrative operations need a login that used a second factor (amr has otp).
+    ADMIN_REQUIRES_MFA = True
+    # ADM-07: `flask audit purge` deletes audit records older than this (a checkpoint keeps the
+    # rest verifiable); 0 keeps them for ever.
+    AUDIT_RETENTION_DAYS = 365
 
     # Logs, metrics, traces.
     LOG_LEVEL = "INFO"
@@ -367,12 +374,15 @@ class Settings(BaseModel):
     email_verification_token_lifetime_seconds: int = Field(description="Verification link life")
     password_reset_token_lifetime_seconds: int = Field(description="Reset link life")
     email_change_token_lifetime_seconds: int = Field(description="Email-change link life")
+    invitation_token_lifetime_seconds: int = Field(description="Invitation link life")
     login_requires_verified_email: bool = Field(description="Refuse unverified logins (403)")
     signup_generic_answer: bool = Field(description="Answer taken addresses like new ones")
     mfa_token_lifetime_seconds: int = Field(description="Life of an mfa_token (login step two)")
     mfa_token_max_attempts: int = Field(description="Wrong codes that end an mfa_token")
     mfa_rate_limit_per_ip: str = Field(description="Second-factor login steps per address")
     totp_issuer: str = Field(description="Issuer the authenticator app shows")
+    admin_requires_mfa: bool = Field(description="Admin operations need otp in amr (403)")
+    audit_retention_days: int = Field(description="Audit records kept, in days (0: for ever)")
 
     log_level: str = Field(description="Level of the gatehouse logger")
     log_format: Literal["json", "text"] = Field(description="One JSON object per line, or text")
@@ -532,6 +542,8 @@ def _check(settings: dict[str, Any], environ: dict[str, str], *, serving: bool) 
         raise ConfigurationError("JWT_LEEWAY_SECONDS must be between 0 and 60")
     if settings["SECRET_KEY"] and len(settings["SECRET_KEY"].encode()) < 32:
         raise ConfigurationError("SECRET_KEY must be at least 32 bytes (256 bits)")
+    if settings["AUDIT_RETENTION_DAYS"] < 0:
+        raise ConfigurationError("AUDIT_RETENTION_DAYS must be 0 (keep for ever) or more")
     if settings["PAT_MAX_LIFETIME_SECONDS"] < 0 or 0 < settings["PAT_MAX_LIFETIME_SECONDS"] < 60:
         raise ConfigurationError("PAT_MAX_LIFETIME_SECONDS must be 0 (no limit) or at least 60")
     if settings["PAT_MAX_PER_ACCOUNT"] < 1:

@@ -23,6 +23,7 @@ from app import (
 from app import logging as app_logging
 from app.extensions import db, migrate
 from app.runtime import build_runtime
+from app.services import audit
 from app.services import mail as outbox_mail
 from config import BASE_DIR, INSTANCE_DIR, load_config, typed_settings
 
@@ -60,6 +61,7 @@ def create_app(
         database.configure_engine(db.engine, serving=serving)
     surfaces.init_app(app)
     http.init_app(app)
+    audit.read_origin_from(http.request_origin)
     metrics.init_app(app)
     api.init_app(app)
     rate_limits.init_app(app)

@@ -17,6 +17,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app.admin_cli import roles, users
+from app.audit_cli import audit
 from app.mail_cli import mail
 from app.services import sessions
 from app.services.tokens import (
@@ -87,5 +89,8 @@ def purge_sessions(days: float, batch_size: int) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(keys)
+    app.cli.add_command(users)
+    app.cli.add_command(roles)
     app.cli.add_command(mail)
+    app.cli.add_command(audit)
     app.cli.add_command(sessions_group)

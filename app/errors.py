@@ -275,9 +275,19 @@ class MultipleCredentials(DomainError):
 
 
 class Forbidden(DomainError):
-    """The caller is known but lacks a role the operation needs."""
+    """The caller is known but lacks a role or permission the operation needs."""
 
     status, code, title = 403, "forbidden", "Not allowed"
+
+
+class SecondFactorRequired(DomainError):
+    """An administrative operation by a login that did not use a second factor (MFA-06)."""
+
+    status, code, title = (
+        403,
+        "mfa_required",
+        "Administration needs a login with two-factor authentication",
+    )
 
 
 class InsufficientScope(DomainError):
@@ -410,6 +420,69 @@ class MfaEnrolmentNotStarted(DomainError):
         409,
         "mfa_enrolment_not_started",
         "No TOTP enrolment is waiting for confirmation; start one first",
+    )
+
+
+# --- Administration (ADM-*) ----------------------------------------------------------------
+
+
+class UserNotFound(DomainError):
+    status, code, title = 404, "user_not_found", "No such user"
+
+
+class RoleNotFound(DomainError):
+    status, code, title = 404, "role_not_found", "No such role"
+
+
+class UnknownRole(FieldRuleBroken):
+    status, code, title = 400, "unknown_role", "A role named is not one that exists"
+
+
+class UnknownPermission(FieldRuleBroken):
+    status, code, title = 400, "unknown_permission", "A permission is not a documented one"
+
+
+class InvalidCursor(FieldRuleBroken):
+    status, code, title = 400, "invalid_cursor", "The cursor is not one this listing gave out"
+
+
+class RoleExists(DomainError):
+    status, code, title = 409, "role_exists", "A role with that name exists"
+
+
+class RoleInUse(DomainError):
+    """A role still held by accounts; ``?reassign_to=`` moves them first."""
+
+    status, code, title = 409, "role_in_use", "The role is assigned to accounts"
+
+
+class BuiltInRole(DomainError):
+    status, code, title = 409, "built_in_role", "Built-in roles cannot be changed or deleted"
+
+
+class LastAdmin(DomainError):
+    """The change would leave no enabled account with the ``admin`` role (ADM-04)."""
+
+    status, code, title = 409, "last_admin", "The last enabled administrator must stay"
+
+
+class OwnAccount(DomainError):
+    """An administrator acting on their own account through the admin API."""
+
+    status, code, title = (
+        409,
+        "own_account",
+        "Change your own account through /accounts/me, or ask another administrator",
+    )
+
+
+class PermissionNotHeld(DomainError):
+    """Granting, or acting on an account holding, a permission the caller does not hold."""
+
+    status, code, title = (
+        403,
+        "permission_not_held",
+        "You cannot grant or act on permissions you do not hold",
     )
 
 

@@ -10,9 +10,10 @@ import io
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length
 
@@ -99,6 +100,29 @@ def _refuse_oversized_body() -> None:
 def _assign_request_id() -> None:
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class RequestOrigin:
+    """Where a request came from, as the audit log records it (``services/audit.py``)."""
+
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+
+
+def request_origin() -> RequestOrigin | None:
+    """The current request's client address (as ``TRUSTED_PROXY_HOPS`` resolves it, the one
+    the rate limits and the access log use), its User-Agent (printable, at most 255
+    characters) and its request id; None outside a request (a CLI command, a job)."""
+    if not has_request_context():
+        return None
+    agent = "".join(char for char in request.headers.get("User-Agent", "") if char.isprintable())
+    return RequestOrigin(
+        client_ip=(request.remote_addr or None) and request.remote_addr[:45],
+        user_agent=agent[:255] or None,
+        request_id=getattr(g, "request_id", None),
+    )
 
 
 def _add_headers(response: Response) -> Response:

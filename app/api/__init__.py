@@ -81,6 +81,9 @@ api = GatehouseApi(
 
 # Imported for their side effect of declaring routes on the namespaces.
 from app.api.accounts import ns as accounts_ns  # noqa: E402
+from app.api.admin import ns as admin_ns  # noqa: E402
+from app.api.audit import activity_ns  # noqa: E402
+from app.api.audit import ns as audit_ns  # noqa: E402
 from app.api.auth import ns as auth_ns  # noqa: E402
 from app.api.cookie_session import ns as cookie_session_ns  # noqa: E402
 from app.api.mfa import ns as mfa_ns  # noqa: E402
@@ -93,6 +96,9 @@ api.add_namespace(mfa_ns, path="/accounts/me/mfa")
 api.add_namespace(sessions_ns, path="/accounts/me/sessions")
 api.add_namespace(cookie_session_ns, path="/auth/session")
 api.add_namespace(tokens_ns, path="/accounts/me/tokens")
+api.add_namespace(admin_ns, path="/admin")
+api.add_namespace(audit_ns, path="/admin/audit-events")
+api.add_namespace(activity_ns, path="/accounts/me/activity")
 
 API_SURFACE = surfaces.Surface(
     "api",

@@ -24,6 +24,7 @@ from app.errors import (
     EmailTaken,
     EmailUnchanged,
     InvalidEmail,
+    LastAdmin,
     PasswordBreached,
     PasswordContainsEmail,
     PasswordContainsName,
@@ -133,7 +134,7 @@ class CurrentAccount(Resource):
     @rate_limited("password_check_per_ip")
     @body(AccountDeleteRequest)
     @returns(None, 204, "Account deleted; every token of it stops working")
-    @raises(CurrentPasswordIncorrect, ReauthenticationRequired, Busy)
+    @raises(CurrentPasswordIncorrect, ReauthenticationRequired, LastAdmin, Busy)
     def delete(self, body: AccountDeleteRequest):
         """Delete the caller's account, confirmed by its password or a login of the last
         `REAUTHENTICATION_WINDOW_SECONDS` (else 403 `reauthentication_required`)."""

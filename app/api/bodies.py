@@ -111,6 +111,41 @@ def body(model: type[M], rules: Rules | None = None) -> Callable[[F], F]:
     return decorator
 
 
+def query(model: type[M]) -> Callable[[F], F]:
+    """Validate the query string against ``model``; pass it to the method as ``query``.
+
+    Unknown or repeated parameters and invalid values answer 400 ``validation_failed`` per
+    parameter. Values are strings on the wire, so ``model`` converts them (``limit=10`` is an
+    integer, ``verified=true`` a boolean): it is not strict, but it refuses extras.
+    """
+
+    def decorator(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return method(*args, query=parse_query(model), **kwargs)
+
+        return _document(wrapper, query=model, errors=_error_entries((ValidationFailed,)))
+
+    return decorator
+
+
+def parse_query(model: type[M]) -> M:
+    """Return the request's query parameters as a ``model``. Raises ValidationFailed."""
+    errors = [
+        FieldError(name[:100], "repeated", "is given more than once")
+        for name, values in request.args.lists()
+        if len(values) > 1
+    ]
+    document = request.args.to_dict(flat=True)
+    errors += [FieldError(name[:100], *INVALID_CHARACTERS) for name in _unclean_strings(document)]
+    if errors:
+        raise ValidationFailed(errors[:MAX_REPORTED_ERRORS])
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise ValidationFailed(_field_errors(exc)[:MAX_REPORTED_ERRORS]) from None
+
+
 @dataclass(frozen=True)
 class Reply:
     """A success other than the operation's main one: a status ``@also_returns`` documents."""

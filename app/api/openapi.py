@@ -56,6 +56,11 @@ def complete_spec(api: Api, spec: dict[str, Any]) -> dict[str, Any]:
                     "schema": register_model(record["body"], definitions, "validation"),
                 },
             ]
+        if "query" in record:
+            operation["parameters"] = [
+                *operation.get("parameters", []),
+                *query_parameters(record["query"]),
+            ]
         responses: dict[str, Any] = {}
         for status, (model, description, headers) in sorted(record.get("returns", {}).items()):
             response: dict[str, Any] = {"description": description}
@@ -74,6 +79,35 @@ def complete_spec(api: Api, spec: dict[str, Any]) -> dict[str, Any]:
         operation["responses"] = responses
     spec["definitions"] = definitions
     return spec
+
+
+# What a Swagger 2.0 query parameter may say of its value, besides its type.
+_QUERY_KEYWORDS = ("format", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern")
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The fields of a ``@query`` model as Swagger 2.0 ``in: query`` parameters."""
+    schema = model.model_json_schema(mode="validation")
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, field_schema in schema.get("properties", {}).items():
+        options = [o for o in field_schema.get("anyOf", [field_schema]) if o != {"type": "null"}]
+        if len(options) != 1 or "type" not in options[0]:
+            raise ValueError(f"Swagger 2.0 cannot describe the query parameter {name!r}")
+        value = options[0]
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "type": value["type"],
+        }
+        parameter.update({key: value[key] for key in _QUERY_KEYWORDS if key in value})
+        if "const" in value:
+            parameter["enum"] = [value["const"]]
+        if "description" in field_schema:
+            parameter["description"] = field_schema["description"]
+        parameters.append(parameter)
+    return parameters
 
 
 def operations(api: Api) -> Iterator[tuple[str, str, dict[str, Any]]]:

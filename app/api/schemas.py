@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,6 +22,7 @@ from pydantic import (
     model_serializer,
 )
 
+from app.services.permissions import PERMISSIONS
 from app.services.scopes import SCOPES
 
 # ISO 8601 with a numeric offset ("+00:00"), as the API has always written times.
@@ -350,3 +352,215 @@ class CookieSessionResponse(ResponseBody):
         "something (POST, PUT, PATCH, DELETE) made with the cookie"
     )
     expires_at: Timestamp = Field(description="When the session ends, whatever its use")
+
+
+# --- Administration -------------------------------------------------------------------------
+
+RoleName = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=50,
+        pattern=r"^[a-z][a-z0-9_-]{1,49}$",
+        examples=["support"],
+        description="Lower-case letters, digits, `_` and `-`, starting with a letter",
+    ),
+]
+Permission = Annotated[
+    str,
+    Field(
+        examples=["users:read"],
+        json_schema_extra={"enum": list(PERMISSIONS)},
+        description="One of the documented permissions; any other answers 400 `unknown_permission`",
+    ),
+]
+
+
+class QueryParameters(BaseModel):
+    """Base of query-string models: values arrive as text and are converted; extras refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AdminUserListQuery(QueryParameters):
+    # Lengths keep the worst-case percent-encoded query string under a server's request-line
+    # limit (gunicorn: 4094 bytes), so a long one is refused by us, with a problem document.
+    email_contains: str | None = Field(
+        default=None, max_length=100, description="Part of the address (case-insensitive)"
+    )
+    role: RoleName | None = Field(default=None, description="Accounts holding it")
+    status: Literal["active", "disabled", "locked"] | None = Field(default=None)
+    verified: bool | None = Field(default=None, description="Whether the address is verified")
+    created_after: AwareDatetime | None = Field(
+        default=None, description="Created at or after (ISO 8601 with offset)"
+    )
+    created_before: AwareDatetime | None = Field(
+        default=None, description="Created before (ISO 8601 with offset)"
+    )
+    sort: Literal["created_at", "-created_at", "email", "-email"] = Field(
+        default="created_at", description="`-` for descending; ties broken by id"
+    )
+    cursor: str | None = Field(
+        default=None,
+        max_length=1400,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="`next_cursor` of the previous page",
+    )
+    limit: int = Field(default=50, ge=1, le=100, description="Page size, at most 100")
+
+
+class AdminUserCreateRequest(RequestBody):
+    email: Email
+    display_name: str | None = Field(default=None, max_length=100, examples=["Ada"])
+    roles: list[RoleName] | None = Field(
+        default=None, max_length=20, description='Default: `["user"]`'
+    )
+
+
+class AdminUserUpdateRequest(RequestBody):
+    """Only the fields sent change."""
+
+    display_name: str | None = Field(
+        default=None, max_length=100, description="Blank or null clears it"
+    )
+    email: Email = Field(
+        default=None,
+        description="A new address is unverified unless `email_verified: true` comes with it",
+    )
+    email_verified: bool = Field(default=None)
+    roles: list[RoleName] = Field(
+        default=None, max_length=20, description="Replaces the account's roles"
+    )
+
+
+class AdminUserResponse(ResponseBody):
+    id: uuid.UUID
+    email: str
+    display_name: str | None
+    email_verified: bool
+    roles: list[str]
+    permissions: list[str] = Field(description="Every permission its roles hold")
+    status: Literal["active", "disabled", "locked"]
+    created_at: Timestamp
+    updated_at: Timestamp
+    disabled_at: Timestamp | None
+
+
+class AdminUserListResponse(ResponseBody):
+    items: list[AdminUserResponse]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
+
+
+class RoleCreateRequest(RequestBody):
+    name: RoleName
+    description: str = Field(default="", max_length=200)
+    permissions: list[Permission] = Field(default_factory=list, max_length=len(PERMISSIONS))
+
+
+class RoleUpdateRequest(RequestBody):
+    """Only the fields sent change; `permissions` replaces the list."""
+
+    description: str = Field(default=None, max_length=200)
+    permissions: list[Permission] = Field(default=None, max_length=len(PERMISSIONS))
+
+
+class RoleDeleteQuery(QueryParameters):
+    reassign_to: RoleName | None = Field(
+        default=None, description="Move the role's accounts to this role first"
+    )
+
+
+class RoleResponse(ResponseBody):
+    name: str
+    description: str
+    permissions: list[str]
+    built_in: bool = Field(description="`admin` and `user`: cannot be changed or deleted")
+    members: int = Field(description="How many accounts hold it")
+
+
+class RoleListResponse(ResponseBody):
+    roles: list[RoleResponse]
+
+
+class PermissionResponse(ResponseBody):
+    name: str
+    description: str
+
+
+class PermissionListResponse(ResponseBody):
+    permissions: list[PermissionResponse]
+
+
+# --- The audit log --------------------------------------------------------------------------
+
+# A page's position: the sequence of the last record shown, as text.
+AuditCursor = Annotated[
+    str,
+    Field(
+        max_length=19,
+        pattern=r"^[0-9]{1,19}$",
+        description="`next_cursor` of the previous page",
+    ),
+]
+AuditPageSize = Annotated[int, Field(ge=1, le=100, description="Page size, at most 100")]
+
+
+class AuditEventListQuery(QueryParameters):
+    event: str | None = Field(
+        default=None, max_length=64, description="Event type, e.g. `authn_login_fail`"
+    )
+    actor_id: uuid.UUID | None = Field(default=None, description="The account that acted")
+    subject_id: uuid.UUID | None = Field(default=None, description="The account acted on")
+    since: AwareDatetime | None = Field(
+        default=None, description="At or after (ISO 8601 with offset)"
+    )
+    until: AwareDatetime | None = Field(default=None, description="Before (ISO 8601 with offset)")
+    cursor: AuditCursor | None = None
+    limit: AuditPageSize = 50
+
+
+class ActivityQuery(QueryParameters):
+    cursor: AuditCursor | None = None
+    limit: AuditPageSize = 50
+
+
+class AuditEventResponse(ResponseBody):
+    sequence: int = Field(description="Position in the hash chain: 1, 2, 3… without gaps")
+    occurred_at: Timestamp
+    event: str = Field(description="Vocabulary name, e.g. `authn_login_success`")
+    actor_id: uuid.UUID | None = Field(description="The account that acted; null: nobody proven")
+    subject_id: uuid.UUID | None = Field(description="The account acted on")
+    outcome: str = Field(description="`success`, `failure`, …")
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+    details: Annotated[
+        dict,
+        WithJsonSchema(
+            {
+                "type": "object",
+                "additionalProperties": True,
+                "description": "Event-specific ids and reasons; never a secret or address",
+            }
+        ),
+    ]
+    prev_hash: str = Field(description="SHA-256 (hex) of the record before")
+    hash: str = Field(description="SHA-256 (hex) of this record's canonical form")
+
+
+class AuditEventListResponse(ResponseBody):
+    items: list[AuditEventResponse] = Field(description="Newest (highest sequence) first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
+
+
+class ActivityEventResponse(ResponseBody):
+    occurred_at: Timestamp
+    event: str = Field(description="Vocabulary name, e.g. `authn_login_success`")
+    outcome: str = Field(description="`success`, `failure`, …")
+    client_ip: str | None
+    user_agent: str | None
+
+
+class ActivityListResponse(ResponseBody):
+    items: list[ActivityEventResponse] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")

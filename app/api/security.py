@@ -48,9 +48,11 @@ from app.errors import (
     MultipleCredentials,
     Problem,
     ReauthenticationRequired,
+    SecondFactorRequired,
 )
 from app.runtime import runtime
 from app.services import auth, cookie_sessions, personal_tokens, sessions
+from app.services.permissions import PERMISSIONS
 from app.services.principal import CredentialKind, Principal
 from app.services.scopes import SCOPES
 
@@ -158,17 +160,24 @@ def _record_token_use(principal: Principal) -> None:
     if not personal_tokens.use_is_stale(principal, now):
         return
     token_id = principal.claims["pat_id"]
+    record = functools.partial(personal_tokens.record_use, token_id, now)
+    _after_success(record, f"token {token_id}")
 
-    def record(response: Response) -> Response:
-        if response.status_code >= 400:  # a refused request leaves the database as it was
+
+def _after_success(record: Callable[[], None], what: str) -> None:
+    """Run ``record`` once the answer is built, if it succeeded (a refused request leaves the
+    database as it was); a failure is logged, never the answer's."""
+
+    def run(response: Response) -> Response:
+        if response.status_code >= 400:
             return response
         try:
-            personal_tokens.record_use(token_id, now)
+            record()
         except Exception:  # a missed timestamp must not fail the answer
-            log.warning("could not record the use of token %s", token_id, exc_info=True)
+            log.warning("could not record the use of %s", what, exc_info=True)
         return response
 
-    after_this_request(record)
+    after_this_request(run)
 
 
 class SessionCookie:
@@ -248,6 +257,7 @@ def auth_required(
     *,
     fresh_within: timedelta | None = None,
     roles: Sequence[str] = (),
+    permissions: Sequence[str] = (),
     scopes: Sequence[str] = (),
     interactive_only: bool = False,
 ) -> Callable[[F], F]:
@@ -259,15 +269,25 @@ def auth_required(
     logged in for gets 403 ``interactive_login_required``; an operation naming no scopes is
     interactive-only whether it says so or not (fail closed), the keyword says it out loud.
     ``roles``: the account must hold every one, read live from the database (403
-    ``forbidden``). ``fresh_within``: the person must have proved who they are that recently
+    ``forbidden``). ``permissions`` (from ``services/permissions.PERMISSIONS``): the account's
+    roles must hold every one, read live (403 ``forbidden``); such an operation is
+    administrative, so it is interactive-only (no scope allows it) and, with
+    ``ADMIN_REQUIRES_MFA``, needs a login that used a second factor (403 ``mfa_required``,
+    MFA-06). ``fresh_within``: the person must have proved who they are that recently
     (403 ``reauthentication_required``). Checked in that order, after authentication (401).
     """
     required_scopes, required_roles = tuple(scopes), tuple(roles)
+    required_permissions = tuple(permissions)
     if interactive_only and required_scopes:
         raise ValueError("an interactive-only operation names no scopes")
+    if required_permissions and required_scopes:
+        raise ValueError("no scope allows an administrative operation")
     unknown = set(required_scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"unknown scopes: {sorted(unknown)}")
+    unknown_permissions = set(required_permissions) - set(PERMISSIONS)
+    if unknown_permissions:
+        raise ValueError(f"unknown permissions: {sorted(unknown_permissions)}")
 
     def decorator(method: F) -> F:
         @functools.wraps(method)
@@ -284,6 +304,11 @@ def auth_required(
                 raise InsufficientScope(required_scopes)
             if required_roles and not principal.has_roles(required_roles):
                 raise Forbidden()
+            if required_permissions:
+                if not principal.has_permissions(required_permissions):
+                    raise Forbidden(f"Needs the permissions: {' '.join(required_permissions)}.")
+                if runtime().settings.admin_requires_mfa and "otp" not in principal.amr:
+                    raise SecondFactorRequired()
             if fresh_within is not None and (
                 runtime().clock.now() - principal.auth_time > fresh_within
             ):
@@ -299,8 +324,10 @@ def auth_required(
         # A resource method is named for its HTTP method: the unsafe ones can meet the check.
         if method.__name__ in ("post", "put", "patch", "delete"):
             errors.extend([CsrfTokenMissing, CsrfTokenInvalid])
-        if required_roles:
+        if required_roles or required_permissions:
             errors.append(Forbidden)
+        if required_permissions:
+            errors.append(SecondFactorRequired)
         if fresh_within is not None:
             errors.append(ReauthenticationRequired)
         wrapper.__apidoc__ = merge(  # type: ignore[attr-defined]
@@ -308,6 +335,7 @@ def auth_required(
         )
         raises(*errors)(wrapper)
         wrapper.required_scopes = required_scopes  # type: ignore[attr-defined]
+        wrapper.required_permissions = required_permissions  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator
@@ -319,17 +347,7 @@ def _record_session_use(principal: Principal) -> None:
     if session is None or not sessions.touch(session, now):
         return
     session_id = session.id
-
-    def record(response: Response) -> Response:
-        if response.status_code >= 400:  # a refused request leaves the database as it was
-            return response
-        try:
-            sessions.record_use(session_id, now)
-        except Exception:  # a missed timestamp must not fail the answer
-            log.warning("could not record the use of session %s", session_id, exc_info=True)
-        return response
-
-    after_this_request(record)
+    _after_success(functools.partial(sessions.record_use, session_id, now), f"session {session_id}")
 
 
 def current_principal() -> Principal:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, ForeignKey, String, Table, Uuid
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import UTCDateTime, db
@@ -32,19 +32,41 @@ account_roles = Table(
 )
 
 
+class RolePermission(db.Model):
+    """One permission (from ``services/permissions.PERMISSIONS``) a role holds."""
+
+    __tablename__ = "role_permissions"
+
+    role_name: Mapped[str] = mapped_column(
+        String(50), ForeignKey("roles.name", ondelete="CASCADE"), primary_key=True
+    )
+    permission: Mapped[str] = mapped_column(String(50), primary_key=True)
+
+
 class Role(db.Model):
-    """A named role; built-in ones (``user``, ``admin``) are created by the first migration."""
+    """A named role; built-in ones (``user``, ``admin``) are created by the first migration,
+    their permissions by ``0009_rbac_admin``."""
 
     __tablename__ = "roles"
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     description: Mapped[str] = mapped_column(String(200), default="")
 
+    permission_rows: Mapped[list[RolePermission]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+    )
+
+    @property
+    def permissions(self) -> list[str]:
+        return sorted(row.permission for row in self.permission_rows)
+
 
 class Account(db.Model):
     """A user account. ``email_key`` is the case-folded address the unique index guards."""
 
     __tablename__ = "accounts"
+    # The admin listing's order and cursor (services/admin.py).
+    __table_args__ = (Index("ix_accounts_created_at_id", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(254))
@@ -60,6 +82,8 @@ class Account(db.Model):
     failed_login_count: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lock_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Set by an administrator: no login, no credential works, until enabled again.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     roles: Mapped[list[Role]] = relationship(secondary=account_roles)
     sessions: Mapped[list[AuthSession]] = relationship(
@@ -69,3 +93,12 @@ class Account(db.Model):
     @property
     def role_names(self) -> list[str]:
         return sorted(role.name for role in self.roles)
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """Every permission of every role the account holds."""
+        return frozenset(row.permission for role in self.roles for row in role.permission_rows)
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None

@@ -25,9 +25,8 @@ from app.errors import (
 from app.models import Account, AuthSession, Role
 from app.rate_limits import take_mail_budget
 from app.runtime import runtime
-from app.services import lockout, mail, personal_tokens
+from app.services import audit, lockout, mail, personal_tokens
 from app.services.emails import normalise_email
-from app.services.events import security_event
 from app.services.principal import Principal
 from app.services.sessions import announce_ended_sessions, end_sessions
 from app.services.unit_of_work import UnitOfWork, release_connection, unit_of_work
@@ -59,7 +58,7 @@ def signup_problems(
     name = None
     if isinstance(display_name, str):
         try:
-            name = _clean_display_name(display_name)
+            name = clean_display_name(display_name)
         except ValidationFailed as problem:
             problems.append(problem)
     if isinstance(password, str):
@@ -87,7 +86,7 @@ def register_account(
     if problems:
         raise all_of(problems)
     email, key = normalise_email(email)
-    display_name = _clean_display_name(display_name)
+    display_name = clean_display_name(display_name)
     normalised = rt.password_policy.check(password, email=email, display_name=display_name)
     account = Account(
         id=uuid.uuid4(),
@@ -116,8 +115,7 @@ def register_account(
             _tell_owner_of_signup_attempt(uow, owner)
             return None
         send_verification(uow, account)
-        account_id = account.id
-        uow.after_commit(lambda: security_event("user_created", account_id=account_id))
+        audit.record(uow, "user_created", actor_id=account.id, subject_id=account.id)
     return account
 
 
@@ -132,10 +130,12 @@ def _tell_owner_of_signup_attempt(uow: UnitOfWork, owner: Account) -> None:
             account_id=owner_id,
             context={"display_name": owner.display_name},
         )
-    uow.after_commit(
-        lambda: security_event(
-            "user_create_fail", outcome="failure", reason="email_taken", account_id=owner_id
-        )
+    audit.record(
+        uow,
+        "user_create_fail",
+        subject_id=owner_id,
+        outcome="failure",
+        details={"reason": "email_taken"},
     )
 
 
@@ -144,7 +144,7 @@ def update_profile(principal: Principal, *, display_name: str | None = UNSET) ->
     account = principal.account
     with unit_of_work():
         if display_name is not UNSET:
-            account.display_name = _clean_display_name(display_name)
+            account.display_name = clean_display_name(display_name)
             account.updated_at = runtime().clock.now()
     return account
 
@@ -188,9 +188,9 @@ def change_password(principal: Principal, *, current_password: str, new_password
                 AuthSession.revoked_at.is_(None),
             )
         ).all()
-        end_sessions(uow, others, reason="password_changed", now=now)
+        end_sessions(uow, others, reason="password_changed", now=now, account_id=account_id)
         personal_tokens.revoke_all_for_account(uow, account_id, reason="password_changed")
-        uow.after_commit(lambda: security_event("authn_password_change", account_id=account_id))
+        audit.record(uow, "authn_password_change", actor_id=account_id, subject_id=account_id)
 
 
 def _lock_live_session(uow: UnitOfWork, session_id: uuid.UUID) -> bool:
@@ -207,11 +207,15 @@ def delete_account(principal: Principal, *, password: str | None) -> None:
     """Delete the account; its sessions, refresh tokens and personal access tokens go with it
     (ON DELETE CASCADE).
 
-    Without the password, the login must be recent (:func:`confirm_identity`).
-    Raises CurrentPasswordIncorrect, ReauthenticationRequired.
+    Without the password, the login must be recent (:func:`confirm_identity`). The last
+    enabled administrator cannot delete themselves (ADM-04).
+    Raises CurrentPasswordIncorrect, ReauthenticationRequired, LastAdmin.
     """
+    from app.services.admin import ensure_admin_remains  # admin builds on this module
+
     account_id, _, _ = confirm_identity(principal, password, field="password")
     with unit_of_work() as uow:
+        ensure_admin_remains(uow, account_id)
         session_ids = list(
             uow.session.scalars(select(AuthSession.id).where(AuthSession.account_id == account_id))
         )
@@ -221,8 +225,8 @@ def delete_account(principal: Principal, *, password: str | None) -> None:
         # Revoked first, so each says so in the log; the rows then go with the account.
         personal_tokens.revoke_all_for_account(uow, account_id, reason="account_deleted")
         uow.session.delete(account)
-        announce_ended_sessions(uow, session_ids, reason="account_deleted")
-        uow.after_commit(lambda: security_event("user_deleted", account_id=account_id))
+        announce_ended_sessions(uow, session_ids, reason="account_deleted", account_id=account_id)
+        audit.record(uow, "user_deleted", actor_id=account_id, subject_id=account_id)
 
 
 def confirm_password(
@@ -246,10 +250,12 @@ def confirm_password(
     if not correct:
         with unit_of_work() as uow:
             lockout.record_failure(uow, account_id, now)
-            uow.after_commit(
-                lambda: security_event(
-                    "authn_password_check_fail", outcome="failure", account_id=account_id
-                )
+            audit.record(
+                uow,
+                "authn_password_check_fail",
+                actor_id=account_id,
+                subject_id=account_id,
+                outcome="failure",
             )
         raise CurrentPasswordIncorrect(field)
     return account_id, verified_hash, email
@@ -285,7 +291,7 @@ def swap_password_hash(uow: UnitOfWork, account_id: uuid.UUID, expected: str, ne
     return result.rowcount == 1
 
 
-def _clean_display_name(display_name: str | None) -> str | None:
+def clean_display_name(display_name: str | None) -> str | None:
     """Trimmed; blank means none. Raises ValidationFailed for bidirectional controls."""
     if display_name is None:
         return None

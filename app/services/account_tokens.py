@@ -74,9 +74,19 @@ def digest(token: str) -> str:
 
 
 def issue(
-    uow: UnitOfWork, *, account_id: uuid.UUID, purpose: Purpose, email: str, email_key: str
+    uow: UnitOfWork,
+    *,
+    account_id: uuid.UUID,
+    purpose: Purpose,
+    email: str,
+    email_key: str,
+    lifetime: timedelta | None = None,
 ) -> IssuedToken:
-    """Store a new token's digest in ``uow``; the account's older live ones of ``purpose`` die."""
+    """Store a new token's digest in ``uow``; the account's older live ones of ``purpose`` die.
+
+    ``lifetime`` overrides the purpose's (an administrator's invitation is a reset token that
+    lives ``INVITATION_TOKEN_LIFETIME_SECONDS``).
+    """
     now = runtime().clock.now()
     uow.session.execute(
         update(AccountToken)
@@ -90,7 +100,7 @@ def issue(
         .execution_options(synchronize_session=False)
     )
     value = secrets.token_urlsafe(TOKEN_BYTES)
-    expires_at = now + purpose.lifetime
+    expires_at = now + (lifetime or purpose.lifetime)
     uow.session.add(
         AccountToken(
             id=uuid.uuid4(),

@@ -7,7 +7,6 @@ point).
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,11 +29,10 @@ from app.errors import (
 from app.extensions import db
 from app.models import Account, AuthSession, RefreshToken
 from app.runtime import runtime
-from app.services import cookie_sessions, lockout, mfa
+from app.services import audit, cookie_sessions, lockout, mfa
 from app.services.account import swap_password_hash
 from app.services.cookie_sessions import OpenedCookieSession
 from app.services.emails import email_lookup_key
-from app.services.events import security_event
 from app.services.passwords import normalise_password
 from app.services.principal import CredentialKind, Principal
 from app.services.sessions import end_sessions
@@ -86,19 +84,37 @@ def login(
         release_connection()
         # Verify against a dummy hash so the answer takes as long as for a real account.
         rt.hasher.verify_dummy(password)
-        security_event("authn_login_fail", outcome="failure", reason="unknown_account")
+        # No account to name: the address only as a keyed digest (D-8).
+        audit.record_alone(
+            "authn_login_fail",
+            outcome="failure",
+            details={"reason": "unknown_account", "email_hmac": audit.email_reference(email)},
+        )
         raise InvalidCredentials()
     account_id, verified_hash = account.id, account.password_hash
     email_verified = account.email_verified
     locked = lockout.is_locked(account, now)
+    disabled = account.disabled_at is not None
     device = rt.devices.device_id(device_token, account_id) if rt.devices else None
     trusted_device = rt.devices is not None and rt.devices.trusted(device)
     release_connection()  # no pooled connection held while hashing (REL-10)
     correct = rt.hasher.verify(verified_hash, password)
     if locked and not trusted_device:
         # Verified all the same, so a locked account answers as late as any other (RL-02).
-        security_event(
-            "authn_login_fail", outcome="failure", reason="locked", account_id=account_id
+        audit.record_alone(
+            "authn_login_fail",
+            subject_id=account_id,
+            outcome="failure",
+            details={"reason": "locked"},
+        )
+        raise InvalidCredentials()
+    if disabled:
+        # After the same verification, and the same answer as a wrong password (LOG-01).
+        audit.record_alone(
+            "authn_login_fail",
+            subject_id=account_id,
+            outcome="failure",
+            details={"reason": "disabled"},
         )
         raise InvalidCredentials()
     if not correct:
@@ -107,11 +123,11 @@ def login(
     if rt.settings.login_requires_verified_email and not email_verified:
         # Only now, after the right password: the refusal tells nobody else anything (D-9).
         # Such an account cannot log in to ask for a link, so the refusal sends one.
-        security_event(
+        audit.record_alone(
             "authn_login_fail",
+            subject_id=account_id,
             outcome="failure",
-            reason="email_not_verified",
-            account_id=account_id,
+            details={"reason": "email_not_verified"},
         )
         send_verification_after_refused_login(account_id)
         raise EmailNotVerified()
@@ -125,16 +141,32 @@ def login(
         # change or deletion that committed meanwhile wins, and one that comes later waits for
         # this login and then ends its session. The same statement upgrades an outdated hash.
         if not swap_password_hash(uow, account_id, verified_hash, new_hash):
-            security_event(
+            uow.rollback()
+            audit.record(
+                uow,
                 "authn_login_fail",
+                subject_id=account_id,
                 outcome="failure",
-                reason="password_changed_meanwhile",
-                account_id=account_id,
+                details={"reason": "password_changed_meanwhile"},
             )
+            uow.commit()
+            raise InvalidCredentials()
+        if _disabled_meanwhile(uow, account_id):
+            # Read after the row lock just taken: a disable that committed first wins.
+            uow.rollback()
+            audit.record(
+                uow,
+                "authn_login_fail",
+                subject_id=account_id,
+                outcome="failure",
+                details={"reason": "disabled"},
+            )
+            uow.commit()
             raise InvalidCredentials()
         if mfa.has_active_factor(uow.session, account_id):
             challenge = mfa.open_challenge(uow, account_id, now)
-            uow.after_commit(lambda: security_event("authn_mfa_challenge", account_id=account_id))
+            # The password was right; the login waits for the second factor.
+            audit.record(uow, "authn_mfa_challenge", actor_id=account_id, subject_id=account_id)
             return challenge
         lockout.clear(uow, account_id)
         pair = _open_session(
@@ -174,6 +206,8 @@ def complete_mfa_login(
     now = rt.clock.now()
     challenge, account = mfa.find_challenge(mfa_token, now)
     challenge_id, account_id = challenge.id, account.id
+    if account.disabled_at is not None:  # disabled since the password step
+        raise MfaTokenInvalid()
     locked = lockout.is_locked(account, now)
     device = rt.devices.device_id(device_token, account_id) if rt.devices else None
     trusted_device = rt.devices is not None and rt.devices.trusted(device)
@@ -193,8 +227,12 @@ def complete_mfa_login(
         if failure is not None:
             uow.rollback()  # the challenge stays live, the code unspent
             if refused_for_lock:
-                security_event(
-                    "authn_login_fail", outcome="failure", reason="locked", account_id=account_id
+                audit.record(
+                    uow,
+                    "authn_login_fail",
+                    subject_id=account_id,
+                    outcome="failure",
+                    details={"reason": "locked"},
                 )
             else:
                 mfa.record_failed_attempt(uow, challenge_id)
@@ -256,12 +294,19 @@ def _open_session(
         uow.after_commit(lambda: cookie_sessions.remember(session_id, cookie_hash, expires_at))
     else:
         pair = _issue_tokens(uow, account, session, now)
-    uow.after_commit(
-        lambda: security_event(
-            "authn_login_success", account_id=account_id, session_id=session_id, amr=amr
-        )
+    audit.record(
+        uow,
+        "authn_login_success",
+        actor_id=account_id,
+        subject_id=account_id,
+        details={"session_id": session_id, "amr": amr},
     )
     return pair
+
+
+def _disabled_meanwhile(uow: UnitOfWork, account_id: uuid.UUID) -> bool:
+    disabled_at = uow.session.scalar(select(Account.disabled_at).where(Account.id == account_id))
+    return disabled_at is not None
 
 
 def _count_login_failure(
@@ -271,22 +316,16 @@ def _count_login_failure(
     rt = runtime()
     if device is not None:
         rt.devices.record_failure(device)
-        security_event(
-            "authn_login_fail",
-            outcome="failure",
-            reason=f"{reason}_device",
-            account_id=account_id,
-        )
-        return
+        reason = f"{reason}_device"
     with unit_of_work() as uow:
-        lockout.record_failure(uow, account_id, now)
-        uow.after_commit(
-            lambda: security_event(
-                "authn_login_fail",
-                outcome="failure",
-                reason=reason,
-                account_id=account_id,
-            )
+        if device is None:
+            lockout.record_failure(uow, account_id, now)
+        audit.record(
+            uow,
+            "authn_login_fail",
+            subject_id=account_id,
+            outcome="failure",
+            details={"reason": reason},
         )
 
 
@@ -318,7 +357,7 @@ def refresh(*, refresh_token: str) -> TokenPair:
             raise InvalidRefreshToken()
         token, session = row
         if token.used_at is not None:
-            _end_session_for_reuse(uow, session.id, now)
+            _end_session_for_reuse(uow, session.id, session.account_id, now)
         if session.revoked_at is not None:
             raise SessionRevoked()
         if now >= session.expires_at or now >= token.expires_at:
@@ -340,19 +379,31 @@ def refresh(*, refresh_token: str) -> TokenPair:
             .values(used_at=now)
             .execution_options(synchronize_session=False)
         )
+        session_id, account_id = session.id, session.account_id
         if spent.rowcount != 1:
             uow.rollback()
-            _end_session_for_reuse(uow, session.id, now)
+            _end_session_for_reuse(uow, session_id, account_id, now)
+        audit.record(
+            uow,
+            "authn_token_refresh",
+            actor_id=account_id,
+            subject_id=account_id,
+            details={"session_id": session_id},
+        )
         return _issue_tokens(uow, session.account, session, now)
 
 
-def _end_session_for_reuse(uow: UnitOfWork, session_id: uuid.UUID, now: datetime) -> NoReturn:
+def _end_session_for_reuse(
+    uow: UnitOfWork, session_id: uuid.UUID, account_id: uuid.UUID, now: datetime
+) -> NoReturn:
     """End the session whose refresh token came back, commit that, and refuse the refresh."""
-    end_sessions(uow, [session_id], reason="refresh_token_reused", now=now)
-    uow.after_commit(
-        lambda: security_event(
-            "authn_token_reuse", outcome="failure", level=logging.WARNING, session_id=session_id
-        )
+    end_sessions(uow, [session_id], reason="refresh_token_reused", now=now, account_id=account_id)
+    audit.record(
+        uow,
+        "authn_token_reuse",
+        subject_id=account_id,
+        outcome="failure",
+        details={"session_id": session_id},
     )
     uow.commit()  # the session stays ended though the request fails
     raise RefreshTokenReused()
@@ -363,7 +414,13 @@ def logout(principal: Principal) -> None:
     if principal.session is None:
         return
     with unit_of_work() as uow:
-        end_sessions(uow, [principal.session.id], reason="logout", now=runtime().clock.now())
+        end_sessions(
+            uow,
+            [principal.session.id],
+            reason="logout",
+            now=runtime().clock.now(),
+            account_id=principal.account_id,
+        )
 
 
 def authenticate_access_token(token: str) -> Principal:
@@ -381,7 +438,7 @@ def authenticate_access_token(token: str) -> Principal:
         .join(Account, AuthSession.account_id == Account.id)
         .where(AuthSession.id == claims.session_id, Account.id == claims.account_id)
     ).first()
-    if row is None or not row[0].is_active(now):
+    if row is None or not row[0].is_active(now) or row[1].disabled_at is not None:
         raise InvalidToken("The session has ended.")
     session, account = row
     return Principal(

@@ -125,7 +125,7 @@ def authenticate_cookie(cookie: str) -> Principal:
     else:
         query = query.where(AuthSession.cookie_hash == cookie_hash)
     row = db.session.execute(query).first()
-    if row is None or not row[0].is_active(now):
+    if row is None or not row[0].is_active(now) or row[1].disabled_at is not None:
         raise InvalidToken("The session has ended.")
     session, account = row
     if session_id is None:

@@ -17,11 +17,10 @@ from app.extensions import db
 from app.models import Account
 from app.rate_limits import take_mail_budget
 from app.runtime import runtime
-from app.services import account_tokens, mail
+from app.services import account_tokens, audit, mail
 from app.services.account import confirm_identity
 from app.services.account_tokens import Purpose
 from app.services.emails import normalise_email
-from app.services.events import security_event
 from app.services.principal import Principal
 from app.services.unit_of_work import unit_of_work
 from app.services.verification import expiry_minutes
@@ -84,13 +83,17 @@ def request_email_change(principal: Principal, *, new_email: str, password: str 
             account_id=account_id,
             context={"display_name": display_name, "new_email": address},
         )
-        uow.after_commit(
-            lambda: security_event(
-                "user_email_change_request",
-                outcome="success" if owner is None else "failure",
-                reason=None if owner is None else "email_taken",
-                account_id=account_id,
-            )
+        audit.record(
+            uow,
+            "user_email_change_request",
+            actor_id=account_id,
+            subject_id=account_id,
+            outcome="success" if owner is None else "failure",
+            # The new address only as a keyed digest (D-8).
+            details={
+                "reason": None if owner is None else "email_taken",
+                "new_email_hmac": audit.email_reference(address),
+            },
         )
 
 
@@ -129,4 +132,10 @@ def confirm_email_change(*, token: str) -> None:
             account_id=account_id,
             context={"display_name": display_name, "new_email": address},
         )
-        uow.after_commit(lambda: security_event("user_email_change", account_id=account_id))
+        audit.record(
+            uow,
+            "user_email_change",
+            actor_id=account_id,
+            subject_id=account_id,
+            details={"new_email_hmac": audit.email_reference(address)},
+        )

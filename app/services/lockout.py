@@ -22,7 +22,7 @@ from sqlalchemy import or_, update
 
 from app.models import Account
 from app.runtime import runtime
-from app.services.events import security_event
+from app.services import audit
 from app.services.unit_of_work import UnitOfWork, unit_of_work
 
 
@@ -66,10 +66,12 @@ def record_failure(uow: UnitOfWork, account_id: uuid.UUID, now: datetime) -> boo
         .execution_options(synchronize_session=False)
     ).rowcount
     if locked:
-        uow.after_commit(
-            lambda: security_event(
-                "authn_login_lock", outcome="failure", account_id=account_id, seconds=seconds
-            )
+        audit.record(
+            uow,
+            "authn_login_lock",
+            subject_id=account_id,
+            outcome="failure",
+            details={"seconds": seconds},
         )
     return bool(locked)
 
@@ -84,15 +86,16 @@ def clear(uow: UnitOfWork, account_id: uuid.UUID) -> None:
     )
 
 
-def unlock(account_id: uuid.UUID) -> None:
-    """Lift a lock now (an admin, or a completed password reset)."""
+def unlock(account_id: uuid.UUID, *, actor_id: uuid.UUID | None = None) -> None:
+    """Lift a lock now (an admin, ``actor_id``, or a completed password reset)."""
     with unit_of_work() as uow:
         clear(uow, account_id)
-        uow.after_commit(lambda: security_event("authn_login_unlock", account_id=account_id))
+        audit.record(uow, "authn_login_unlock", actor_id=actor_id, subject_id=account_id)
 
 
-def lock(account_id: uuid.UUID, *, seconds: int) -> None:
-    """Lock an account now for ``seconds`` (an admin's decision; logins answer as for any lock)."""
+def lock(account_id: uuid.UUID, *, seconds: int, actor_id: uuid.UUID | None = None) -> None:
+    """Lock an account now for ``seconds`` (an admin's decision, ``actor_id``; logins answer as
+    for any lock)."""
     until = runtime().clock.now() + timedelta(seconds=seconds)
     with unit_of_work() as uow:
         uow.session.execute(
@@ -101,6 +104,10 @@ def lock(account_id: uuid.UUID, *, seconds: int) -> None:
             .values(locked_until=until, failed_login_count=0)
             .execution_options(synchronize_session=False)
         )
-        uow.after_commit(
-            lambda: security_event("authn_login_lock", account_id=account_id, seconds=seconds)
+        audit.record(
+            uow,
+            "authn_login_lock",
+            actor_id=actor_id,
+            subject_id=account_id,
+            details={"seconds": seconds},
         )

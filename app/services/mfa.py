@@ -66,9 +66,8 @@ from app.errors import (
 from app.extensions import db
 from app.models import Account, MfaChallenge, RecoveryCode, TotpFactor
 from app.runtime import runtime
-from app.services import lockout
+from app.services import audit, lockout
 from app.services.account import confirm_password
-from app.services.events import security_event
 from app.services.principal import Principal
 from app.services.tokens import load_secret_key
 from app.services.unit_of_work import UnitOfWork, unit_of_work
@@ -234,9 +233,7 @@ def enrol(principal: Principal) -> Enrolment:
         factor.secret = _seal(secret)
         factor.created_at = now
         factor.last_used_step = None
-        uow.after_commit(
-            lambda: security_event("authn_mfa_enrolment_started", account_id=account_id)
-        )
+        audit.record(uow, "authn_mfa_enrolment_started", actor_id=account_id, subject_id=account_id)
     uri = totp(secret).provisioning_uri(name=email, issuer_name=rt.settings.totp_issuer)
     svg = segno.make(uri, error="m").svg_inline(scale=4, title="TOTP enrolment")
     return Enrolment(secret=secret, otpauth_uri=uri, qr_code_svg=svg)
@@ -262,7 +259,7 @@ def confirm(principal: Principal, *, code: str) -> RecoveryCodes:
         factor.confirmed_at = now
         factor.last_used_step = step  # the confirming code cannot log in as well
         codes = _replace_recovery_codes(uow, account_id, now)
-        uow.after_commit(lambda: security_event("authn_mfa_enabled", account_id=account_id))
+        audit.record(uow, "authn_mfa_enabled", actor_id=account_id, subject_id=account_id)
     return RecoveryCodes(codes)
 
 
@@ -281,8 +278,11 @@ def regenerate_recovery_codes(principal: Principal, *, password: str) -> Recover
         if not has_active_factor(uow.session, account_id):
             raise MfaNotEnabled()
         codes = _replace_recovery_codes(uow, account_id, now)
-        uow.after_commit(
-            lambda: security_event("authn_mfa_recovery_codes_regenerated", account_id=account_id)
+        audit.record(
+            uow,
+            "authn_mfa_recovery_codes_regenerated",
+            actor_id=account_id,
+            subject_id=account_id,
         )
     return RecoveryCodes(codes)
 
@@ -314,20 +314,20 @@ def disable(
         if failure is not None:
             uow.rollback()  # nothing of the above stays; only the failure is counted
             lockout.record_failure(uow, account_id, now)
-            uow.after_commit(
-                lambda: security_event(
-                    "authn_mfa_check_fail",
-                    outcome="failure",
-                    reason=failure.code,
-                    account_id=account_id,
-                )
+            audit.record(
+                uow,
+                "authn_mfa_check_fail",
+                actor_id=account_id,
+                subject_id=account_id,
+                outcome="failure",
+                details={"reason": failure.code},
             )
             uow.commit()
             raise failure
         uow.session.execute(delete(RecoveryCode).where(RecoveryCode.account_id == account_id))
         uow.session.execute(delete(MfaChallenge).where(MfaChallenge.account_id == account_id))
         uow.session.execute(delete(TotpFactor).where(TotpFactor.id == factor.id))
-        uow.after_commit(lambda: security_event("authn_mfa_disabled", account_id=account_id))
+        audit.record(uow, "authn_mfa_disabled", actor_id=account_id, subject_id=account_id)
 
 
 def spend_second_factor(

@@ -19,11 +19,10 @@ from app.extensions import db
 from app.models import Account, AuthSession
 from app.rate_limits import take_mail_budget
 from app.runtime import runtime
-from app.services import account_tokens, lockout, mail, personal_tokens
+from app.services import account_tokens, audit, lockout, mail, personal_tokens
 from app.services.account import swap_password_hash
 from app.services.account_tokens import Purpose
 from app.services.emails import email_key
-from app.services.events import security_event
 from app.services.sessions import end_sessions
 from app.services.unit_of_work import release_connection, unit_of_work
 from app.services.verification import expiry_minutes
@@ -38,12 +37,20 @@ def request_password_reset(*, email: str) -> None:
     where no answer waits on it. Raises InvalidEmail only for what cannot be an address at all.
     """
     key = email_key(email)
+    # The address only as a keyed digest (D-8); which account, if any, is not known here.
+    reference = audit.email_reference(email)
     if take_mail_budget(Purpose.RESET_PASSWORD, key) is not None:
-        security_event("password_reset_request", outcome="failure", reason="throttled")
+        audit.record_alone(
+            "password_reset_request",
+            outcome="failure",
+            details={"reason": "throttled", "email_hmac": reference},
+        )
         return
     with unit_of_work() as uow:
         mail.defer(uow, job=RESET_JOB, data={"email_key": key})
-        uow.after_commit(lambda: security_event("password_reset_request", outcome="queued"))
+        audit.record(
+            uow, "password_reset_request", outcome="queued", details={"email_hmac": reference}
+        )
 
 
 RESET_JOB = "password_reset"
@@ -58,7 +65,12 @@ def _send_reset_link(job_id: uuid.UUID, data: dict[str, Any]) -> None:
     with unit_of_work() as uow:
         account = uow.session.scalar(select(Account).where(Account.email_key == data["email_key"]))
         if account is None:
-            security_event("password_reset_request", outcome="failure", reason="unknown_account")
+            audit.record(
+                uow,
+                "password_reset_request",
+                outcome="failure",
+                details={"reason": "unknown_account"},
+            )
         else:
             token = account_tokens.issue(
                 uow,
@@ -76,10 +88,7 @@ def _send_reset_link(job_id: uuid.UUID, data: dict[str, Any]) -> None:
                 account_id=account.id,
                 context=_context(account.display_name, token.link),
             )
-            account_id = account.id
-            uow.after_commit(
-                lambda: security_event("password_reset_link_queued", account_id=account_id)
-            )
+            audit.record(uow, "password_reset_link_queued", subject_id=account.id)
         mail.finish_job(uow, job_id)
 
 
@@ -125,7 +134,7 @@ def reset_password(*, token: str, new_password: str) -> None:
                 AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None)
             )
         ).all()
-        end_sessions(uow, sessions, reason="password_reset", now=now)
+        end_sessions(uow, sessions, reason="password_reset", now=now, account_id=account_id)
         personal_tokens.revoke_all_for_account(uow, account_id, reason="password_reset")
         mail.enqueue(
             uow,
@@ -134,7 +143,7 @@ def reset_password(*, token: str, new_password: str) -> None:
             account_id=account_id,
             context={"display_name": account.display_name, "changed_at": now.isoformat()},
         )
-        uow.after_commit(lambda: security_event("authn_password_reset", account_id=account_id))
+        audit.record(uow, "authn_password_reset", actor_id=account_id, subject_id=account_id)
 
 
 def _context(display_name: str | None, link: str) -> dict[str, object]:

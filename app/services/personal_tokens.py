@@ -43,8 +43,8 @@ from app.errors import (
 from app.extensions import db
 from app.models import Account, AuthSession, PersonalAccessToken
 from app.runtime import runtime
+from app.services import audit
 from app.services import scopes as scope_catalogue
-from app.services.events import security_event
 from app.services.principal import CredentialKind, Principal
 from app.services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -176,11 +176,12 @@ def create_token(
             )
         uow.session.add(row)
         view = _view(row)
-        token_id, scope_text = row.id, row.scopes
-        uow.after_commit(
-            lambda: security_event(
-                "authn_token_created", account_id=account_id, token_id=token_id, scopes=scope_text
-            )
+        audit.record(
+            uow,
+            "authn_token_created",
+            actor_id=account_id,
+            subject_id=account_id,
+            details={"token_id": row.id, "scopes": row.scopes},
         )
     return CreatedToken(**vars(view), token=value)
 
@@ -272,13 +273,12 @@ def revoke_token(principal: Principal, token_id: uuid.UUID) -> None:
         )
         if revoked.rowcount != 1:  # type: ignore[attr-defined]
             raise TokenNotFound()
-        uow.after_commit(
-            lambda: security_event(
-                "authn_token_revoked",
-                account_id=account_id,
-                token_id=token_id,
-                reason="revoked_by_user",
-            )
+        audit.record(
+            uow,
+            "authn_token_revoked",
+            actor_id=account_id,
+            subject_id=account_id,
+            details={"token_id": token_id, "reason": "revoked_by_user"},
         )
 
 
@@ -300,13 +300,14 @@ def revoke_all_for_account(uow: UnitOfWork, account_id: uuid.UUID, *, reason: st
         .execution_options(synchronize_session=False)
     )
 
-    def announce() -> None:
-        for token_id in ids:
-            security_event(
-                "authn_token_revoked", account_id=account_id, token_id=token_id, reason=reason
-            )
-
-    uow.after_commit(announce)
+    for token_id in ids:
+        audit.record(
+            uow,
+            "authn_token_revoked",
+            actor_id=account_id,
+            subject_id=account_id,
+            details={"token_id": token_id, "reason": reason},
+        )
 
 
 # --- Authentication -----------------------------------------------------------------------
@@ -331,6 +332,8 @@ def authenticate(token: str) -> Principal:
         raise InvalidToken("The personal access token is invalid.")
     pat, account = row
     if pat.revoked_at is not None or (pat.expires_at is not None and now >= pat.expires_at):
+        raise InvalidToken("The personal access token has been revoked or has expired.")
+    if account.disabled_at is not None:
         raise InvalidToken("The personal access token has been revoked or has expired.")
     return Principal(
         kind=CredentialKind.PERSONAL_ACCESS_TOKEN,

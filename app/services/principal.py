@@ -69,3 +69,7 @@ class Principal:
     def has_roles(self, required: Iterable[str]) -> bool:
         """Every role in ``required``, read live from the account (D-6), not from a token."""
         return set(required).issubset(self.account.role_names)
+
+    def has_permissions(self, required: Iterable[str]) -> bool:
+        """Every permission in ``required``, through the account's roles read live (D-6)."""
+        return set(required).issubset(self.account.permissions)

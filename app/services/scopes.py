@@ -16,6 +16,7 @@ SCOPES: dict[str, str] = {
     "sessions:read": "List the account's sessions: GET /accounts/me/sessions",
     "sessions:write": "End sessions: DELETE /accounts/me/sessions and /accounts/me/sessions/{id}",
     "tokens:read": "List the account's personal access tokens: GET /accounts/me/tokens",
+    "activity:read": "Read the account's own security events: GET /accounts/me/activity",
 }
 
 

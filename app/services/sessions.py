@@ -15,7 +15,7 @@ from app.errors import SessionNotFound
 from app.extensions import db
 from app.models import AuthSession, RefreshToken
 from app.runtime import runtime
-from app.services.events import security_event
+from app.services import audit
 from app.services.unit_of_work import UnitOfWork, unit_of_work
 from app.services.user_agents import describe_user_agent
 
@@ -24,13 +24,20 @@ if TYPE_CHECKING:
 
 
 def end_sessions(
-    uow: UnitOfWork, session_ids: Sequence[uuid.UUID], *, reason: str, now: datetime
+    uow: UnitOfWork,
+    session_ids: Sequence[uuid.UUID],
+    *,
+    reason: str,
+    now: datetime,
+    account_id: uuid.UUID | None = None,
+    actor_id: uuid.UUID | None = None,
 ) -> None:
     """Mark live sessions revoked in ``uow``'s transaction.
 
     Their tokens die as soon as it commits, on every instance: each authenticated request reads
-    its session row. What else must learn of it (the log today; metrics, the cookie-session
-    store and the audit log later) hangs off this one place.
+    its session row. What else must learn of it (the audit log and its log line, metrics, the
+    cookie-session store) hangs off this one place. ``account_id`` is the sessions' account,
+    ``actor_id`` whoever ended them (the account itself unless said otherwise).
     """
     if not session_ids:
         return
@@ -41,24 +48,28 @@ def end_sessions(
         .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
-    announce_ended_sessions(uow, ids, reason=reason)
+    announce_ended_sessions(uow, ids, reason=reason, account_id=account_id, actor_id=actor_id)
 
 
 def announce_ended_sessions(
-    uow: UnitOfWork, session_ids: Sequence[uuid.UUID], *, reason: str
+    uow: UnitOfWork,
+    session_ids: Sequence[uuid.UUID],
+    *,
+    reason: str,
+    account_id: uuid.UUID | None = None,
+    actor_id: uuid.UUID | None = None,
 ) -> None:
-    """Tell whoever listens, once ``uow`` commits, that these sessions are over.
-
-    For sessions ended by :func:`end_sessions`, or deleted with their account.
+    """Record each ended session in the audit log (``session_end``, logged once ``uow``
+    commits). For sessions ended by :func:`end_sessions`, or deleted with their account.
     """
-    ids = list(session_ids)
-
-    def announce() -> None:
-        for session_id in ids:
-            security_event("session_end", reason=reason, session_id=session_id)
-
-    if ids:
-        uow.after_commit(announce)
+    for session_id in session_ids:
+        audit.record(
+            uow,
+            "session_end",
+            actor_id=actor_id or account_id,
+            subject_id=account_id,
+            details={"reason": reason, "session_id": session_id},
+        )
 
 
 # --- The account's own view of its sessions ----------------------------------------------------
@@ -129,7 +140,9 @@ def end_own_session(principal: Principal, session_id: uuid.UUID) -> None:
         )
         if ended.rowcount != 1:  # type: ignore[attr-defined]
             raise SessionNotFound()
-        announce_ended_sessions(uow, [session_id], reason="ended_by_user")
+        announce_ended_sessions(
+            uow, [session_id], reason="ended_by_user", account_id=principal.account_id
+        )
 
 
 def end_other_sessions(principal: Principal) -> int:
@@ -147,7 +160,7 @@ def end_other_sessions(principal: Principal) -> int:
         if principal.session_id is not None:
             query = query.where(AuthSession.id != principal.session_id)
         ids = uow.session.scalars(query).all()
-        end_sessions(uow, ids, reason="ended_by_user", now=now)
+        end_sessions(uow, ids, reason="ended_by_user", now=now, account_id=principal.account_id)
         return len(ids)
 
 

@@ -17,9 +17,8 @@ from app.errors import EmailAlreadyVerified, RateLimited, TokenSuperseded
 from app.models import Account
 from app.rate_limits import take_mail_budget
 from app.runtime import runtime
-from app.services import account_tokens, mail
+from app.services import account_tokens, audit, mail
 from app.services.account_tokens import Purpose
-from app.services.events import security_event
 from app.services.principal import Principal
 from app.services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -67,7 +66,7 @@ def verify_email(*, token: str) -> None:
         ).rowcount
         if not verified:
             raise TokenSuperseded()
-        uow.after_commit(lambda: security_event("user_email_verified", account_id=account_id))
+        audit.record(uow, "user_email_verified", actor_id=account_id, subject_id=account_id)
 
 
 def resend_verification(principal: Principal) -> None:

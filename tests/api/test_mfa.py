@@ -18,7 +18,15 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Account, MfaChallenge, RecoveryCode, TotpFactor
-from tests.helpers import STRONG_PASSWORD, ApiActions, Tokens, assert_problem, count_rows, snapshot
+from tests.helpers import (
+    STRONG_PASSWORD,
+    ApiActions,
+    Tokens,
+    assert_problem,
+    count_rows,
+    mailed_token,
+    snapshot,
+)
 from tests.test_concurrency import REPEATS, race
 
 ENROL = "/api/v1/accounts/me/mfa/totp"
@@ -792,3 +800,23 @@ def test_simultaneous_logins_with_one_recovery_code_have_exactly_one_winner(app,
 
         statuses = Counter(r.status_code for r in responses)
         assert statuses == {200: 1, 400: 3}, statuses
+
+
+def test_a_password_reset_neither_turns_totp_off_nor_skips_it(app, client, enrolled):
+    """MFA-05: the reset link proves the mailbox, not the second factor: after a reset the
+    factor is still on and the new password alone gets an mfa_token, not tokens."""
+    before = factor_row(app)
+    assert client.post("/api/v1/auth/password-reset", json={"email": EMAIL}).status_code == 202
+    token = mailed_token(app, EMAIL, "reset_password")
+    new_password = "a brand new passphrase for ada"
+    reset = client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": new_password}
+    )
+    assert reset.status_code == 204
+
+    response = login(client, new_password)
+
+    assert factor_row(app) == before
+    assert response.status_code == 200
+    assert response.get_json()["mfa_required"] is True
+    assert "access_token" not in response.get_json()
