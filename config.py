@@ -202,6 +202,8 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    # `make run` serves on PORT: tokens and mailed links name the address it serves on.
+    JWT_ISSUER = f"http://127.0.0.1:{os.environ.get('PORT') or 5000}"
     JWT_GENERATE_KEY_FILE = str(INSTANCE_DIR / "jwt-signing-key.pem")
     SECRET_KEY_FILE = str(INSTANCE_DIR / "secret-key")
     LOG_LEVEL = "DEBUG"

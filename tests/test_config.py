@@ -307,3 +307,23 @@ def test_every_setting_is_in_the_configuration_reference():
     assert server  # the pattern still finds gunicorn.conf.py's variables
 
     assert (set(ENV_OVERRIDES) | server | {"GATEHOUSE_ENV"}) - documented == set()
+
+
+@pytest.mark.parametrize(
+    ("port", "issuer"), [("5077", "http://127.0.0.1:5077"), ("", "http://127.0.0.1:5000")]
+)
+def test_development_issuer_names_the_port_make_run_serves_on(port, issuer):
+    """Tokens and mailed links of `PORT=5077 make run` point at 5077, not at the default."""
+    environment = {key: value for key, value in os.environ.items() if key != "PORT"}
+    if port:
+        environment["PORT"] = port
+    printed = subprocess.run(
+        [sys.executable, "-c", "from config import DevelopmentConfig as c; print(c.JWT_ISSUER)"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    assert printed == issuer
