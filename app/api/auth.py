@@ -49,6 +49,16 @@ RESET_ACCEPTED = {
 ns = Namespace("auth", description="Login, token refresh and logout")
 
 
+def login_client() -> dict[str, str | None]:
+    """What a login records of the client: its address, its User-Agent, and the device token
+    an earlier login on it returned (lockout's denial-of-service guard, RL-03)."""
+    return {
+        "ip_address": request.remote_addr,
+        "user_agent": request.user_agent.string,
+        "device_token": request.headers.get(devices.HEADER),
+    }
+
+
 @ns.route("/login")
 class Login(Resource):
     @rate_limited("login_per_ip", "login_per_account")
@@ -81,9 +91,7 @@ class Login(Resource):
         pair = auth_service.login(
             email=body.email,
             password=body.password,
-            ip_address=request.remote_addr,
-            user_agent=request.user_agent.string,
-            device_token=request.headers.get(devices.HEADER),
+            **login_client(),
         )
         if isinstance(pair, MfaRequired):
             return pair

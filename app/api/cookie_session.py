@@ -8,10 +8,10 @@ same row a token login opens: it is listed, ended and purged the same way.
 
 from __future__ import annotations
 
-from flask import request
 from flask_restx import Namespace, Resource
 from werkzeug.http import dump_cookie
 
+from app.api.auth import login_client
 from app.api.bodies import Reply, also_returns, body, raises, returns
 from app.api.mfa import MFA_TOKEN_ERRORS, SECOND_FACTOR_ERRORS, second_factor_rules
 from app.api.schemas import CookieSessionResponse, LoginRequest, LoginResponse, MfaLoginRequest
@@ -82,9 +82,7 @@ class CookieSession(Resource):
         opened = auth_service.login(
             email=body.email,
             password=body.password,
-            ip_address=request.remote_addr,
-            user_agent=request.user_agent.string,
-            device_token=request.headers.get(devices.HEADER),
+            **login_client(),
             cookie=True,
         )
         if isinstance(opened, MfaRequired):
@@ -133,9 +131,7 @@ class CookieSessionMfa(Resource):
             mfa_token=body.mfa_token,
             code=body.code,
             recovery_code=body.recovery_code,
-            ip_address=request.remote_addr,
-            user_agent=request.user_agent.string,
-            device_token=request.headers.get(devices.HEADER),
+            **login_client(),
             cookie=True,
         )
         assert isinstance(opened, OpenedCookieSession)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from flask_restx import Namespace, Resource
 
+from app.api.auth import login_client
 from app.api.auth import ns as auth_ns
 from app.api.bodies import body, raises, returns
 from app.api.schemas import (
@@ -190,8 +190,6 @@ class MfaLogin(Resource):
             mfa_token=body.mfa_token,
             code=body.code,
             recovery_code=body.recovery_code,
-            ip_address=request.remote_addr,
-            user_agent=request.user_agent.string,
-            device_token=request.headers.get(devices.HEADER),
+            **login_client(),
         )
         return pair, {devices.HEADER: pair.device_token}

@@ -35,7 +35,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.errors import (
@@ -344,12 +343,7 @@ def create_user(
             password_changed_at=now,
             roles=granted,
         )
-        try:
-            with uow.savepoint():
-                uow.session.add(account)
-                uow.session.flush()
-        except IntegrityError:
-            raise EmailTaken() from None
+        uow.flush_unique(EmailTaken(), account)
         lifetime = timedelta(seconds=rt.settings.invitation_token_lifetime_seconds)
         token = account_tokens.issue(
             uow,
@@ -441,11 +435,7 @@ def update_user(
                 )  # fmt: skip
             changed.append("roles")
         account.updated_at = now
-        try:
-            with uow.savepoint():
-                uow.session.flush()
-        except IntegrityError:
-            raise EmailTaken() from None
+        uow.flush_unique(EmailTaken())
         audit.record(
             uow,
             "admin_user_update",
@@ -654,12 +644,7 @@ def create_admin(*, email: str, password: str, display_name: str | None = None) 
             password_changed_at=now,
             roles=_roles(uow, [USER_ROLE, ADMIN_ROLE]),
         )
-        try:
-            with uow.savepoint():
-                uow.session.add(account)
-                uow.session.flush()
-        except IntegrityError:
-            raise EmailTaken() from None
+        uow.flush_unique(EmailTaken(), account)
         audit.record(
             uow,
             "admin_user_create",
@@ -749,12 +734,7 @@ def create_role(
             description=description,
             permission_rows=[RolePermission(permission=p) for p in granted],
         )
-        try:
-            with uow.savepoint():
-                uow.session.add(role)
-                uow.session.flush()
-        except IntegrityError:
-            raise RoleExists() from None
+        uow.flush_unique(RoleExists(), role)
         audit.record(
             uow,
             "admin_role_create",

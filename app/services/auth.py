@@ -95,11 +95,10 @@ def login(
     email_verified = account.email_verified
     locked = lockout.is_locked(account, now)
     disabled = account.disabled_at is not None
-    device = rt.devices.device_id(device_token, account_id) if rt.devices else None
-    trusted_device = rt.devices is not None and rt.devices.trusted(device)
+    trusted_device = _trusted_device(device_token, account_id)
     release_connection()  # no pooled connection held while hashing (REL-10)
     correct = rt.hasher.verify(verified_hash, password)
-    if locked and not trusted_device:
+    if locked and trusted_device is None:
         # Verified all the same, so a locked account answers as late as any other (RL-02).
         audit.record_alone(
             "authn_login_fail",
@@ -118,7 +117,7 @@ def login(
         )
         raise InvalidCredentials()
     if not correct:
-        _count_login_failure(account_id, device if trusted_device else None, now)
+        _count_login_failure(account_id, trusted_device, now)
         raise InvalidCredentials()
     if rt.settings.login_requires_verified_email and not email_verified:
         # Only now, after the right password: the refusal tells nobody else anything (D-9).
@@ -209,9 +208,8 @@ def complete_mfa_login(
     if account.disabled_at is not None:  # disabled since the password step
         raise MfaTokenInvalid()
     locked = lockout.is_locked(account, now)
-    device = rt.devices.device_id(device_token, account_id) if rt.devices else None
-    trusted_device = rt.devices is not None and rt.devices.trusted(device)
-    refused_for_lock = locked and not trusted_device
+    trusted_device = _trusted_device(device_token, account_id)
+    refused_for_lock = locked and trusted_device is None
     with unit_of_work() as uow:
         if not mfa.spend_challenge(uow, challenge_id, now):
             raise MfaTokenUsed()  # another request with this token got there first
@@ -236,9 +234,7 @@ def complete_mfa_login(
                 )
             else:
                 mfa.record_failed_attempt(uow, challenge_id)
-                _count_login_failure(
-                    account_id, device if trusted_device else None, now, reason=failure.code
-                )
+                _count_login_failure(account_id, trusted_device, now, reason=failure.code)
             uow.commit()
             raise failure
         lockout.clear(uow, account_id)
@@ -307,6 +303,16 @@ def _open_session(
 def _disabled_meanwhile(uow: UnitOfWork, account_id: uuid.UUID) -> bool:
     disabled_at = uow.session.scalar(select(Account.disabled_at).where(Account.id == account_id))
     return disabled_at is not None
+
+
+def _trusted_device(device_token: str | None, account_id: uuid.UUID) -> str | None:
+    """The device of a device token this account was given, if it may still pass a lock
+    (its own failure budget not spent); else None (RL-03)."""
+    devices = runtime().devices
+    if devices is None:
+        return None
+    device = devices.device_id(device_token, account_id)
+    return device if devices.trusted(device) else None
 
 
 def _count_login_failure(

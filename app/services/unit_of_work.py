@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.extensions import db
@@ -75,6 +76,19 @@ class UnitOfWork:
         """Undo only what the block wrote if it raises (the exception still propagates)."""
         with self.session.begin_nested():
             yield
+
+    def flush_unique(self, refusal: Exception, *new: object) -> None:
+        """Add ``new`` (if any) and flush in a savepoint, where a unique index decides a race.
+
+        When the index refuses the flush, only it is undone and ``refusal`` (a domain error,
+        e.g. EmailTaken) is raised in place of the ``IntegrityError``.
+        """
+        try:
+            with self.savepoint():
+                self.session.add_all(new)
+                self.session.flush()
+        except IntegrityError:
+            raise refusal from None
 
     def commit(self) -> None:
         """Run the before-commit hooks, commit, then run the after-commit hooks.
