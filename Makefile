@@ -9,7 +9,7 @@ export FLASK_APP := manage
 # `make run` is for development; production sets GATEHOUSE_ENV=production and its secrets.
 export GATEHOUSE_ENV ?= development
 
-.PHONY: run serve test lint check-migrations api-conformance bench bench-quick venv lock clean check-deploy
+.PHONY: run serve cluster test lint check-migrations api-conformance bench bench-quick venv lock clean check-deploy
 
 run: $(STAMP)
 	$(BIN)/flask db upgrade
@@ -19,6 +19,14 @@ run: $(STAMP)
 # the settings of docs/configuration.md. Migrations stay a separate, explicit step.
 serve: $(STAMP)
 	$(BIN)/gunicorn -c gunicorn.conf.py run:app
+
+# Several instances behind nginx (scripts/cluster.py, README "Several instances"): needs
+# DATABASE_URL (PostgreSQL) and REDIS_URL, and nginx (Debian's nginx-light). Migrates once, starts
+# CLUSTER_INSTANCES (2) production gunicorns on loopback ports with one signing key, SECRET_KEY
+# and issuer, and nginx on CLUSTER_PORT (8080) configured by deploy/cluster/nginx.conf, which
+# it renders into a scratch directory. Prints the balancer's URL; Ctrl-C stops everything.
+cluster: $(STAMP)
+	$(BIN)/python scripts/cluster.py
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
