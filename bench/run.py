@@ -57,11 +57,13 @@ sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 WRK_DIR = ROOT / "bench" / "wrk"
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
+BALANCER_JSON = ROOT / "bench" / "results" / "balancer.json"
 PASSWORD = "bench passphrase 2026 for wrk"
 PG_HOST, PG_USER = "127.0.0.1", "postgres"
 WRK_INSTALL = "wrk is not installed: on Debian or Ubuntu, `sudo apt-get install -y wrk`"
 
 SCENARIOS = ("me", "refresh", "logout", "login", "mixed", "signup")  # the order they run in
+BALANCER_SCENARIOS = ("me", "refresh", "login")  # those --balancer runs through nginx
 # Settings the harness takes from the caller's environment; every other setting of
 # docs/configuration.md is the harness's own (or production's default).
 HONOURED = ("ARGON2_", "JWT_ALGORITHM", "GUNICORN_", "WEB_CONCURRENCY")
@@ -77,7 +79,13 @@ RATIO_TARGETS = {
     "flood_me": ("me", 0.50),
 }
 # How the table names each ceiling.
-CEILING_NAMES = {"argon2_verify": "Argon2id", "bare_flask": "bare Flask", "me": "/me alone"}
+CEILING_NAMES = {
+    "argon2_verify": "Argon2id",
+    "bare_flask": "bare Flask",
+    "me": "/me alone",
+    "me_direct": "no nginx",
+    **{f"{name}_x1": "1 instance" for name in BALANCER_SCENARIOS},
+}
 P99_TARGET_MS = 50.0  # at 16 connections, for the scenarios that do not hash
 NOT_HASHING = ("bare_flask", "me", "refresh", "logout")
 
@@ -683,10 +691,19 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.balancer:
+        from scripts.cluster import nginx_binary
+
+        if nginx_binary() is None:
+            print(
+                "bench: --balancer needs nginx: `sudo apt-get install -y nginx-light`",
+                file=sys.stderr,
+            )
+            return 2
     with tempfile.TemporaryDirectory(prefix="gatehouse-bench-") as scratch:
         bench = Bench(args, Path(scratch))
         try:
-            run(bench)
+            run_balancer(bench) if args.balancer else run(bench)
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             bench.failures.append(str(exc))
             print(f"bench: {exc}", file=sys.stderr)
@@ -713,7 +730,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url", help="an existing scratch PostgreSQL database to use")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--seed", type=int, default=1, help="seeds the login scenario's draws")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help=f"default {DEFAULT_JSON}, with --balancer {BALANCER_JSON}",
+    )
+    parser.add_argument(
+        "--balancer",
+        action="store_true",
+        help="instead: /me, refresh and login through nginx with 1, then 2 instances "
+        "(scripts/cluster.py), the same gunicorn workers in all",
+    )
+    parser.add_argument(
+        "--balancer-workers",
+        type=int,
+        help="gunicorn workers in all with --balancer (default: the cores; split between the "
+        "2 instances)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 s per scenario: a smoke run")
     parser.add_argument(
         "--compare",
@@ -725,6 +758,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds = 2
+    if args.json is None:
+        args.json = BALANCER_JSON if args.balancer else DEFAULT_JSON
+    if args.balancer:
+        # The scenarios a balancer run has: every one of them by default, else those asked.
+        names = args.scenarios.split(",")
+        if args.scenarios == ",".join(SCENARIOS):
+            names = list(BALANCER_SCENARIOS)
+        args.scenarios = ",".join(name for name in names if name.strip() in BALANCER_SCENARIOS)
     args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
@@ -858,6 +899,172 @@ def _run_with(
             print(f"bench: the server logged a traceback:\n{tail}", file=sys.stderr)
     finally:
         fixtures.close()
+
+
+def run_balancer(bench: Bench) -> None:
+    """``--balancer``: the cheap scenarios and login through nginx, 1 instance then 2.
+
+    One scratch database, migrated once, and one environment (signing key, issuer: the
+    balancer's URL, Redis prefix) for both layouts; the same gunicorn workers in all (W on one
+    instance, W/2 on each of two), so the ratio shows what a second instance adds on this
+    machine, not what more workers add. /me is also measured on the one instance without nginx:
+    nginx's own cost.
+    """
+    from scripts.cluster import cluster_environ
+
+    args = bench.args
+    run_id = secrets.token_hex(4)
+    balancer_port = free_port()
+    pid_db = f"gh_bench_{os.getpid()}"
+    database_url = args.database_url or createdb(pid_db)
+    total = args.balancer_workers or len(os.sched_getaffinity(0))
+    if total < 2:
+        raise RuntimeError("--balancer needs at least 2 workers in all (--balancer-workers)")
+    layouts = ((1, total), (2, total // 2))
+    prefix = None
+    try:
+        with smtp_sink() as smtp_port:
+            base, honoured = server_environ(
+                bench.workdir, database_url, args.redis_url, smtp_port, balancer_port
+            )
+            environ = cluster_environ(
+                database_url=database_url,
+                redis_url=args.redis_url,
+                scratch=bench.workdir,
+                balancer_port=balancer_port,
+                base=base,
+            )
+            prefix = environ["REDIS_KEY_PREFIX"]
+            os.environ.clear()
+            os.environ.update(environ)
+            _run_balancer_with(bench, environ, honoured, layouts, balancer_port, run_id)
+    finally:
+        if prefix:
+            delete_redis_keys(args.redis_url, prefix)
+        if not args.database_url:
+            dropdb(pid_db)
+
+
+def _run_balancer_with(
+    bench: Bench,
+    environ: dict[str, str],
+    honoured: list[str],
+    layouts: tuple[tuple[int, int], ...],
+    balancer_port: int,
+    run_id: str,
+) -> None:
+    from config import load_config
+    from scripts.cluster import migrate, running_cluster
+
+    args = bench.args
+    settings = load_config("production", environ=environ)
+    gunicorn_conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    bench.settings = {
+        "mode": "balancer",
+        "layouts": [{"instances": n, "workers_per_instance": w} for n, w in layouts],
+        "argon2_time_cost": settings["ARGON2_TIME_COST"],
+        "argon2_memory_cost_kib": settings["ARGON2_MEMORY_COST"],
+        "argon2_parallelism": settings["ARGON2_PARALLELISM"],
+        "worker_class": gunicorn_conf["worker_class"],
+        "threads": gunicorn_conf["threads"],
+        "workers": layouts[0][1],  # in all, in every layout (drain() sizes its probes by it)
+        "cores": len(os.sched_getaffinity(0)),
+        "seconds_per_scenario": bench.seconds,
+        "connections": args.connections,
+        "wrk_threads": args.threads,
+        "seed": args.seed,
+        "honoured_environment": honoured,
+    }
+    print(
+        "Gatehouse bench through nginx: "
+        + ", ".join(f"{n} instance(s) x {w} workers" for n, w in layouts)
+        + f" ({gunicorn_conf['worker_class']}, {gunicorn_conf['threads']} threads) on "
+        f"{bench.settings['cores']} cores; Argon2id t={settings['ARGON2_TIME_COST']} "
+        f"m={settings['ARGON2_MEMORY_COST']} KiB p={settings['ARGON2_PARALLELISM']}; "
+        f"{bench.seconds} s per scenario, {args.connections} connections, wrk -t{args.threads}",
+        flush=True,
+    )
+    print("== migrating the scratch database, making accounts", flush=True)
+    migrate(environ)
+    fixtures = Fixtures(run_id)
+    try:
+        login_pool = 16 if args.quick else 64
+        fixtures.accounts("login", login_pool)
+        holders = fixtures.accounts("session", 16)
+        login_env = {
+            "RUN_ID": run_id,
+            "POOL_SIZE": str(login_pool),
+            "PASSWORD": PASSWORD,
+            "SEED": str(args.seed),
+        }
+        for instances, workers in layouts:
+            scratch = bench.workdir / f"cluster-{instances}"
+            scratch.mkdir()
+            layout_env = {**environ, "WEB_CONCURRENCY": str(workers)}
+            with running_cluster(
+                layout_env, scratch=scratch, balancer_port=balancer_port, instances=instances
+            ) as cluster:
+                tag = f"x{instances}"
+                title = f"{instances} instance{'s' if instances > 1 else ''} x {workers}w"
+                if "me" in args.scenarios:
+                    token = fixtures.sessions(holders, 1)[0][0]
+                    if instances == 1:
+                        direct = cluster.instances[0].url + "/api/v1/accounts/me"
+                        warm(bench, "me.lua", direct, ACCESS_TOKEN=token)
+                        idle = bench.phase(f"GET /accounts/me, {title}, without nginx")
+                        result = bench.wrk("me.lua", direct, args.connections, ACCESS_TOKEN=token)
+                        bench.ceilings["me_direct"] = result.rate
+                        _balancer_row(bench, "me_direct", f"/me {title}, no nginx", idle, result)
+                    url = cluster.url + "/api/v1/accounts/me"
+                    warm(bench, "me.lua", url, ACCESS_TOKEN=token)
+                    idle = bench.phase(f"GET /accounts/me through nginx, {title}")
+                    result = bench.wrk("me.lua", url, args.connections, ACCESS_TOKEN=token)
+                    _balancer_row(bench, f"me_{tag}", f"/me via nginx, {title}", idle, result)
+                if "refresh" in args.scenarios:
+                    pairs = fixtures.sessions(holders, 2 * args.connections)
+                    tokens = write_tokens(
+                        bench, f"refresh-{tag}", [refresh for _, refresh in pairs]
+                    )
+                    idle = bench.phase(f"POST /auth/refresh through nginx, {title}")
+                    result = bench.wrk(
+                        "refresh.lua",
+                        cluster.url + "/api/v1/auth/refresh",
+                        args.connections,
+                        TOKENS=tokens,
+                    )
+                    label = f"refresh via nginx, {title}"
+                    _balancer_row(bench, f"refresh_{tag}", label, idle, result)
+                if "login" in args.scenarios:
+                    idle = bench.phase(f"POST /auth/login through nginx, {title}")
+                    result = bench.wrk(
+                        "login.lua",
+                        cluster.url + "/api/v1/auth/login",
+                        args.connections,
+                        bench.hashing_seconds,
+                        **login_env,
+                    )
+                    _balancer_row(bench, f"login_{tag}", f"login via nginx, {title}", idle, result)
+                    drain(bench, cluster.url, f"login-{run_id}-0@example.com")
+                for instance in cluster.instances:
+                    if "Traceback" in instance.log.read_text(errors="replace"):
+                        bench.failures.append(f"instance {instance.name} logged a traceback")
+    finally:
+        fixtures.close()
+
+
+def _balancer_row(bench: Bench, name: str, label: str, idle: float, result: WrkResult) -> None:
+    """A row of --balancer: the 2-instance rows' ratio is to the same scenario on 1 instance;
+    through nginx on 1 instance, /me's ratio is to /me without nginx."""
+    scenario, _, layout = name.rpartition("_")
+    ratio_to = None
+    if layout == "x1":
+        bench.ceilings[name] = result.rate
+        ratio_to = "me_direct" if scenario == "me" and "me_direct" in bench.ceilings else None
+    elif layout == "x2":
+        ratio_to = f"{scenario}_x1"
+    bench.add(
+        Row(name, label, result.rate, idle, wrk=result, errors=result.errors(), ratio_to=ratio_to)
+    )
 
 
 def warm(bench: Bench, script: str, url: str, **environ: str) -> None:
