@@ -44,6 +44,9 @@ class Config:
     DATABASE_MAX_OVERFLOW = 5
     DATABASE_POOL_TIMEOUT_SECONDS = 3.0
     DATABASE_POOL_RECYCLE_SECONDS = 1800
+    # PostgreSQL: a pooled connection idle this long is pinged before use (a restart may have
+    # broken it); one in steady use is not, which saves a round trip per request.
+    DATABASE_PING_AFTER_IDLE_SECONDS = 1.0
     DATABASE_CONNECT_TIMEOUT_SECONDS = 5
     # PostgreSQL: a statement or a lock wait past these ends with 503, never a hang (REL-03).
     DATABASE_STATEMENT_TIMEOUT_MS = 5000
@@ -268,6 +271,9 @@ class Settings(BaseModel):
         description="Wait for a free connection before 503"
     )
     database_pool_recycle_seconds: int = Field(description="Reopen connections older than this")
+    database_ping_after_idle_seconds: float = Field(
+        ge=0, description="PostgreSQL: ping a pooled connection idle this long before using it"
+    )
     database_connect_timeout_seconds: int = Field(description="Give up connecting after this")
     database_statement_timeout_ms: int = Field(
         description="PostgreSQL statement_timeout of the app's sessions (0: none)"
@@ -484,13 +490,15 @@ def load_config(
 def engine_options(settings: dict[str, Any]) -> dict[str, Any]:
     """SQLAlchemy engine options: bounded pools and timeouts on PostgreSQL (REL-01, REL-03).
 
-    ``pool_pre_ping`` notices connections a database restart broke; ``hide_parameters`` keeps
+    ``pool_pre_ping`` notices connections a database restart broke (on PostgreSQL only those
+    idle for ``DATABASE_PING_AFTER_IDLE_SECONDS``: ``app.database``); ``hide_parameters`` keeps
     rows (hashes, emails) out of database errors' log lines. A process opens at most
     ``DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW`` connections.
     """
     options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if not settings["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         return options
+    options["pool_pre_ping"] = False
     timeouts = (
         f"-c statement_timeout={int(settings['DATABASE_STATEMENT_TIMEOUT_MS'])} "
         f"-c lock_timeout={int(settings['DATABASE_LOCK_TIMEOUT_MS'])}"

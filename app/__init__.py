@@ -58,7 +58,11 @@ def create_app(
         app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True
     )
     with app.app_context():
-        database.configure_engine(db.engine, serving=serving)
+        database.configure_engine(
+            db.engine,
+            serving=serving,
+            ping_after_idle=settings.database_ping_after_idle_seconds,
+        )
     surfaces.init_app(app)
     http.init_app(app)
     audit.read_origin_from(http.request_origin)

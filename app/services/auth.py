@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from app.errors import (
     EmailNotVerified,
@@ -27,7 +28,7 @@ from app.errors import (
     SessionRevoked,
 )
 from app.extensions import db
-from app.models import Account, AuthSession, RefreshToken
+from app.models import Account, AuthSession, RefreshToken, Role
 from app.runtime import runtime
 from app.services import audit, cookie_sessions, lockout, mfa
 from app.services.account import swap_password_hash
@@ -354,11 +355,21 @@ def refresh(*, refresh_token: str) -> TokenPair:
     if len(refresh_token) not in REFRESH_TOKEN_LENGTHS:
         raise InvalidRefreshToken()
     with unit_of_work() as uow:
-        row = uow.session.execute(
-            select(RefreshToken, AuthSession)
-            .join(AuthSession, RefreshToken.session_id == AuthSession.id)
-            .where(RefreshToken.token_hash == digest_refresh_token(refresh_token))
-        ).first()
+        row = (
+            uow.session.execute(
+                select(RefreshToken, AuthSession)
+                .join(AuthSession, RefreshToken.session_id == AuthSession.id)
+                .where(RefreshToken.token_hash == digest_refresh_token(refresh_token))
+                # The new access token names the account's roles: read with the token.
+                .options(
+                    joinedload(AuthSession.account)
+                    .joinedload(Account.roles)
+                    .lazyload(Role.permission_rows)
+                )
+            )
+            .unique()
+            .first()
+        )
         if row is None:
             raise InvalidRefreshToken()
         token, session = row
@@ -434,16 +445,23 @@ def authenticate_access_token(token: str) -> Principal:
 
     The token must verify and its session must be live in the database (a deleted account has
     no sessions): one indexed read, and nothing cached, so a session ended anywhere stops its
-    tokens everywhere at once. Raises InvalidToken.
+    tokens everywhere at once. The account's roles come in the same statement (the answer and
+    the permission checks read them). Raises InvalidToken.
     """
     rt = runtime()
     now = rt.clock.now()
     claims = rt.tokens.verify(token, now=now)
-    row = db.session.execute(
-        select(AuthSession, Account)
-        .join(Account, AuthSession.account_id == Account.id)
-        .where(AuthSession.id == claims.session_id, Account.id == claims.account_id)
-    ).first()
+    row = (
+        db.session.execute(
+            select(AuthSession, Account)
+            .join(Account, AuthSession.account_id == Account.id)
+            .where(AuthSession.id == claims.session_id, Account.id == claims.account_id)
+            # Permissions are read (live) only by the operations that check them.
+            .options(joinedload(Account.roles).lazyload(Role.permission_rows))
+        )
+        .unique()
+        .first()
+    )
     if row is None or not row[0].is_active(now) or row[1].disabled_at is not None:
         raise InvalidToken("The session has ended.")
     session, account = row

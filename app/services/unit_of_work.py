@@ -22,6 +22,11 @@ Side effects register on it instead of running inline:
 fail (refresh-token reuse ends the session, then answers 401); only the outermost block may.
 ``uow.savepoint()`` marks a point to roll back to without losing the rest (a unique index
 deciding a race: ``IntegrityError`` undoes the insert, not the transaction).
+
+Reads outside a unit of work (resolving a token, reading an account) need no transaction: on
+PostgreSQL they run in autocommit, so a request that only reads costs its statements and no
+``BEGIN``/``ROLLBACK`` round trips. The outermost block turns the connection transactional
+before its first statement; everything it reads and writes is one transaction, as before.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -148,6 +155,7 @@ def unit_of_work() -> Iterator[UnitOfWork]:
     uow = UnitOfWork(session)
     session.info[_SESSION_KEY] = uow
     try:
+        _make_transactional(session)
         yield uow
         uow.commit()
     except BaseException:
@@ -158,6 +166,31 @@ def unit_of_work() -> Iterator[UnitOfWork]:
         raise
     finally:
         session.info.pop(_SESSION_KEY, None)
+
+
+def _make_transactional(session: Session) -> None:
+    """Reads before this block may have run in autocommit; its own statements need a transaction.
+
+    With no transaction begun yet, the one the block begins is a real one (``_reads_autocommit``
+    sees the block). Otherwise the connection is switched back now, before any statement of the
+    block: psycopg then opens the transaction with the next one.
+    """
+    if not session.in_transaction():
+        return
+    dbapi_connection = session.connection().connection.dbapi_connection
+    if getattr(dbapi_connection, "autocommit", False):
+        dbapi_connection.autocommit = False
+
+
+@event.listens_for(Session, "after_begin")
+def _reads_autocommit(session: Session, _transaction, connection: Connection) -> None:
+    """A session's reads outside a unit of work run in autocommit on PostgreSQL.
+
+    Called as the session takes a connection, before any statement. The pool's checkout leaves
+    every connection transactional (``app.database``), so only this session's reads change.
+    """
+    if connection.dialect.name == "postgresql" and session.info.get(_SESSION_KEY) is None:
+        connection.connection.dbapi_connection.autocommit = True
 
 
 def _nested(session: Session, parent: UnitOfWork) -> Iterator[UnitOfWork]:

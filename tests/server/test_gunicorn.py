@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import socket
 import threading
@@ -297,3 +298,30 @@ def test_login_flood_leaves_token_checks_fast_and_memory_bounded(start_server):
     assert set(statuses) <= {401, 503}, set(statuses)
     # Two workers, two hashes each at 64 MiB, and slack for the allocator.
     assert max(memory) - memory_before < 2 * 2 * 64 * 1.5, (memory_before, memory)
+
+
+def _thread_nices(pid: int) -> list[int]:
+    """The nice value of each thread of ``pid`` (Linux gives them per thread)."""
+    values = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        # Field 19 of stat; the name (field 2) is in parentheses and may hold spaces.
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        values.append(int(fields[16]))
+    return values
+
+
+def test_hashing_threads_yield_the_cores_to_cheap_requests(start_server):
+    """REL-10: a login runs on a hashing thread whose CPU priority is GUNICORN_HASHING_NICE
+    lower than the request threads', so during a login flood the kernel serves token checks
+    first (bench/run.py's flood scenario measures what that buys)."""
+    server = start_server(WEB_CONCURRENCY="1", GUNICORN_HASHING_NICE="7", RATELIMIT_ENABLED="false")
+    body = {"email": "nobody@example.com", "password": "x" * 12}
+    assert call(f"{server.base_url}/api/v1/auth/login", body)[0] == 401  # starts one hashing thread
+    assert call(f"{server.base_url}/healthz")[0] == 200
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    (worker,) = [int(pid) for pid in children.read_text().split()]
+
+    base = os.getpriority(os.PRIO_PROCESS, worker)  # the worker's main thread
+    nices = sorted(_thread_nices(worker))
+    assert nices.count(min(base + 7, 19)) == 1, nices  # the one hashing thread started so far
+    assert len(nices) > 2 and set(nices) - {min(base + 7, 19)} == {base}, nices
