@@ -133,11 +133,12 @@ def test_a_connection_in_steady_use_is_not_pinged(make_app) -> None:
 
 def test_refresh_reads_account_and_roles_with_the_token(app: Flask, api: ApiActions) -> None:
     """The rotated access token names the account's roles: they come with the token's own read,
-    not in lazy loads after it. Seven statements: read, lock the session, spend the token, insert
-    its successor, and the audit record's three (SES-04's compare-and-set is one of them)."""
+    not in lazy loads after it. Six statements: read, lock the session, spend the token (SES-04's
+    compare-and-set), insert its successor, lock the audit chain's head, and append the record
+    with the head's move in one statement (PostgreSQL's data-modifying WITH)."""
     tokens = api.signup_and_login()
     with statements_of(app) as seen:
         assert api.refresh(tokens.refresh_token).status_code == 200
     reads = [statement for statement, _ in seen if statement.lstrip().startswith("SELECT")]
     assert len(reads) == 1, reads
-    assert len(seen) == 7, [statement[:60] for statement, _ in seen]
+    assert len(seen) == 6, [statement[:60] for statement, _ in seen]
