@@ -64,7 +64,10 @@ HASHING_QUEUE = int(os.environ.get("GUNICORN_HASHING_QUEUE") or 32)
 # cores: with every core hashing, a token check waits for the scheduler. Hashing threads (and
 # Argon2's own lane threads, which inherit it) run this much nicer than the rest, so the kernel
 # gives cheap requests the CPU first and hashing every cycle they leave. 0 turns it off.
-HASHING_NICE = int(os.environ.get("GUNICORN_HASHING_NICE") or 10)
+# Measured here (bench/run.py --scenarios mixed, 2 workers, 16 connections flooding login):
+# /me kept 0.35-0.53 of its throughput alone at nice 10, 0.83 at 19, where logins under the
+# flood fell to 0.20 of the hashing ceiling; 15 is between the two.
+HASHING_NICE = int(os.environ.get("GUNICORN_HASHING_NICE") or 15)
 BUSY_BODY = (
     b'{"type": "urn:gatehouse:problem:busy", "title": "The service is busy", "status": 503, '
     b'"detail": "Too many password checks are waiting; try again in a moment.", "code": "busy"}'
