@@ -214,7 +214,9 @@ def _nicer_thread() -> None:
     if HASHING_NICE <= 0:
         return
     with contextlib.suppress(OSError, AttributeError):  # not permitted, or not Linux
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread) + HASHING_NICE
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
 
 
 class _TimedSocket(socket.socket):
