@@ -44,7 +44,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -572,12 +572,18 @@ class _SharedHash:
 
 
 @contextlib.contextmanager
-def smtp_sink() -> Iterator[int]:
-    """A loopback SMTP server that accepts every message and keeps none."""
+def smtp_sink(keep: Callable[[Any], None] | None = None) -> Iterator[int]:
+    """A loopback SMTP server that accepts every message; yields its port.
+
+    ``keep(envelope)`` is called for each message (aiosmtpd's envelope); without it, none is
+    kept.
+    """
     from aiosmtpd.controller import Controller
 
     class Sink:
         async def handle_DATA(self, server, session, envelope) -> str:
+            if keep is not None:
+                keep(envelope)
             return "250 2.0.0 accepted"
 
     controller = Controller(Sink(), hostname="127.0.0.1", port=free_port())
@@ -596,6 +602,7 @@ def delete_redis_keys(url: str, prefix: str) -> None:
         batch = list(client.scan_iter(match=prefix + "*", count=1000))
         for start in range(0, len(batch), 1000):
             client.delete(*batch[start : start + 1000])
+    client.close()
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import grp
+import itertools
 import os
 import pwd
 import secrets
@@ -43,7 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.run import free_port, http_get  # noqa: E402  (the same helpers as the benchmark)
+from bench.run import (  # noqa: E402  (the same helpers as the benchmark)
+    free_port,
+    http_get,
+    smtp_sink,
+)
 
 BIN = Path(sys.executable).parent
 TEMPLATE = ROOT / "deploy" / "cluster" / "nginx.conf"
@@ -377,26 +382,16 @@ def running_cluster(
 @contextlib.contextmanager
 def mail_to_files(directory: Path) -> Iterator[int]:
     """A loopback SMTP server writing each message to ``directory``; yields its port."""
-    from aiosmtpd.controller import Controller
-
     directory.mkdir(exist_ok=True)
+    written = itertools.count(1)
 
-    class ToFiles:
-        count = 0
+    def write(envelope) -> None:
+        path = directory / f"{next(written):05d}.eml"
+        path.write_bytes(envelope.content)
+        print(f"cluster: mail to {', '.join(envelope.rcpt_tos)}: {path}", flush=True)
 
-        async def handle_DATA(self, server, session, envelope) -> str:
-            ToFiles.count += 1
-            path = directory / f"{ToFiles.count:05d}.eml"
-            path.write_bytes(envelope.content)
-            print(f"cluster: mail to {', '.join(envelope.rcpt_tos)}: {path}", flush=True)
-            return "250 2.0.0 accepted"
-
-    controller = Controller(ToFiles(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller.port
-    finally:
-        controller.stop()
+    with smtp_sink(keep=write) as port:
+        yield port
 
 
 def main(argv: list[str] | None = None) -> int:

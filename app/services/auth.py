@@ -342,6 +342,11 @@ def _printable(text: str | None, *, limit: int) -> str | None:
     return cleaned or None
 
 
+# An account's roles in the statement that reads the account (the answer and the access token
+# name them); their permissions are read, live, only by the operations that check them.
+_ROLES_JOINED = joinedload(Account.roles).lazyload(Role.permission_rows)
+
+
 def refresh(*, refresh_token: str) -> TokenPair:
     """Spend ``refresh_token`` and return a new pair for the same session.
 
@@ -361,11 +366,7 @@ def refresh(*, refresh_token: str) -> TokenPair:
                 .join(AuthSession, RefreshToken.session_id == AuthSession.id)
                 .where(RefreshToken.token_hash == digest_refresh_token(refresh_token))
                 # The new access token names the account's roles: read with the token.
-                .options(
-                    joinedload(AuthSession.account)
-                    .joinedload(Account.roles)
-                    .lazyload(Role.permission_rows)
-                )
+                .options(joinedload(AuthSession.account).options(_ROLES_JOINED))
             )
             .unique()
             .first()
@@ -456,8 +457,7 @@ def authenticate_access_token(token: str) -> Principal:
             select(AuthSession, Account)
             .join(Account, AuthSession.account_id == Account.id)
             .where(AuthSession.id == claims.session_id, Account.id == claims.account_id)
-            # Permissions are read (live) only by the operations that check them.
-            .options(joinedload(Account.roles).lazyload(Role.permission_rows))
+            .options(_ROLES_JOINED)
         )
         .unique()
         .first()

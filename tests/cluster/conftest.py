@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 from sqlalchemy import create_engine, make_url, text
 
+from bench.run import delete_redis_keys
 from config import normalise_database_url
 from scripts.cluster import (
     Cluster,
@@ -125,11 +125,7 @@ def cluster() -> Iterator[Cluster]:
             except ClusterError as exc:
                 give_up(f"the cluster did not start: {exc}")
     finally:
-        client = redis.Redis.from_url(REDIS_URL)
-        with contextlib.suppress(redis.RedisError):
-            for key in client.scan_iter(match=prefix + "*", count=1000):
-                client.delete(key)
-        client.close()
+        delete_redis_keys(REDIS_URL, prefix)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
